@@ -1,0 +1,246 @@
+/*
+ * admin.c: one transaction per operator action (see admin.h). The audit
+ * event is appended after the tenant file is committed and under the same
+ * lock, so the log never claims a change that did not happen; a writer killed
+ * between the two loses that one line, never the change.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin.h"
+#include "audit.h"
+#include "error.h"
+
+static int64_t admin_now(const struct admin_context *context)
+{
+	return lic_clock_now(context->clock ? context->clock : lic_clock_system());
+}
+
+static lic_status record(const struct admin_context *context, const char *action, const char *tenant,
+			 uint32_t version, const char *reason, const char *detail, int64_t now,
+			 lic_error *error)
+{
+	struct audit_event event = {
+	    .actor = context->actor ? context->actor : "unknown",
+	    .action = action,
+	    .tenant = tenant,
+	    .version = version,
+	    .reason = reason,
+	    .detail = detail,
+	};
+	return audit_append(context->store->directory, &event, now, error);
+}
+
+/* Writes a rollout completion noticed by this writer as its own audit event. */
+static lic_status settle_and_record(const struct admin_context *context, struct tenant *tenant, int64_t now,
+				    bool *settled, lic_error *error)
+{
+	uint32_t from = tenant->rollout.from_version, to = tenant->rollout.to_version;
+	*settled = lifecycle_settle(tenant, now);
+	(void)from;
+	(void)to;
+	(void)context;
+	(void)error;
+	return LIC_OK;
+}
+
+typedef lic_status (*tenant_change)(struct tenant *tenant, const void *argument, int64_t now,
+				    lic_error *error);
+
+/* The common transaction: lock, load, settle, change, save, audit. */
+static lic_status transact(const struct admin_context *context, const char *name, tenant_change change,
+			   const void *argument, const char *action, uint32_t version, const char *reason,
+			   lic_error *error)
+{
+	lic_status status = LIC_OK;
+	struct tenant *tenant = NULL;
+	int64_t now = admin_now(context);
+	bool settled = false;
+	struct tenant_rollout before;
+	LIC_TRY(store_lock(context->store, error));
+	LIC_TRY(store_load_tenant(context->store, name, &tenant, error));
+	before = tenant->rollout;
+	LIC_TRY(settle_and_record(context, tenant, now, &settled, error));
+	LIC_TRY(change(tenant, argument, now, error));
+	LIC_TRY(store_save_tenant(context->store, tenant, 0, error));
+	if (settled) {
+		char detail[96];
+		snprintf(detail, sizeof detail, "rollout from version %u to %u completed",
+			 before.from_version, before.to_version);
+		LIC_TRY(
+		    record(context, "rollout-complete", name, before.to_version, NULL, detail, now, error));
+	}
+	LIC_TRY(record(context, action, name, version, reason, NULL, now, error));
+out:
+	store_unlock(context->store);
+	tenant_free(tenant);
+	return status;
+}
+
+lic_status admin_tenant_add(const struct admin_context *context, const char *name,
+			    enum key_algorithm algorithm, lic_error *error)
+{
+	lic_status status = LIC_OK;
+	struct tenant *tenant = NULL;
+	struct key_version version;
+	bool version_owned = false;
+	int64_t now = admin_now(context);
+	char path[4096];
+	LIC_TRY(store_tenant_path(context->store, name, path, sizeof path, error));
+	if (algorithm == KEY_ALGORITHM_RSA_1024)
+		LIC_FAIL(error, LIC_UNSUPPORTED_VERSION,
+			 "rsa-1024 is accepted for old content only, never for a new version");
+	LIC_TRY(store_lock(context->store, error));
+	if (store_tenant_exists(context->store, name))
+		LIC_FAIL(error, LIC_STATE, "tenant %s already exists", name);
+	tenant = tenant_new(name, now);
+	if (tenant == NULL)
+		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
+	LIC_TRY(store_generate_version(context->store->kek, name, 1, algorithm, &version, error));
+	version_owned = true;
+	version.state = LIC_KEY_STATE_ACTIVE;
+	version.state_before_revoke = LIC_KEY_STATE_ACTIVE;
+	version.created_at = now;
+	version.activated_at = now;
+	LIC_TRY(tenant_append_version(tenant, &version, error));
+	version_owned = false;
+	LIC_TRY(store_save_tenant(context->store, tenant, 0, error));
+	LIC_TRY(record(context, "tenant-add", name, 1, NULL, key_algorithm_name(algorithm), now, error));
+out:
+	if (version_owned) {
+		free(version.public_key_der);
+		free(version.sealed_private_key);
+	}
+	store_unlock(context->store);
+	tenant_free(tenant);
+	return status;
+}
+
+static lic_status change_disabled(struct tenant *tenant, const void *argument, int64_t now, lic_error *error)
+{
+	return lifecycle_set_disabled(tenant, *(const bool *)argument, error);
+}
+
+lic_status admin_tenant_set_disabled(const struct admin_context *context, const char *tenant, bool disabled,
+				     lic_error *error)
+{
+	return transact(context, tenant, change_disabled, &disabled,
+			disabled ? "tenant-disable" : "tenant-enable", 0, NULL, error);
+}
+
+struct version_argument {
+	uint32_t version;
+	bool confirmed;
+};
+
+static lic_status change_revoke(struct tenant *tenant, const void *argument, int64_t now, lic_error *error)
+{
+	const struct version_argument *a = argument;
+	return lifecycle_revoke(tenant, a->version, a->confirmed, now, error);
+}
+
+static lic_status change_reinstate(struct tenant *tenant, const void *argument, int64_t now, lic_error *error)
+{
+	const struct version_argument *a = argument;
+	return lifecycle_reinstate(tenant, a->version, now, error);
+}
+
+static lic_status change_destroy(struct tenant *tenant, const void *argument, int64_t now, lic_error *error)
+{
+	const struct version_argument *a = argument;
+	return lifecycle_destroy(tenant, a->version, a->confirmed, now, error);
+}
+
+static lic_status change_activate(struct tenant *tenant, const void *argument, int64_t now, lic_error *error)
+{
+	const struct version_argument *a = argument;
+	return lifecycle_activate(tenant, a->version, now, error);
+}
+
+lic_status admin_revoke(const struct admin_context *context, const char *tenant, uint32_t version,
+			bool confirmed, lic_error *error)
+{
+	struct version_argument argument = {version, confirmed};
+	return transact(context, tenant, change_revoke, &argument, "revoke", version, NULL, error);
+}
+
+lic_status admin_reinstate(const struct admin_context *context, const char *tenant, uint32_t version,
+			   lic_error *error)
+{
+	struct version_argument argument = {version, false};
+	return transact(context, tenant, change_reinstate, &argument, "reinstate", version, NULL, error);
+}
+
+lic_status admin_destroy(const struct admin_context *context, const char *tenant, uint32_t version,
+			 bool confirmed, lic_error *error)
+{
+	struct version_argument argument = {version, confirmed};
+	return transact(context, tenant, change_destroy, &argument, "destroy", version, NULL, error);
+}
+
+lic_status admin_activate(const struct admin_context *context, const char *tenant, uint32_t version,
+			  lic_error *error)
+{
+	struct version_argument argument = {version, false};
+	return transact(context, tenant, change_activate, &argument, "activate", version, NULL, error);
+}
+
+lic_status admin_rekey(const struct admin_context *context, const char *name,
+		       const struct rekey_request *request, uint32_t *new_version, lic_error *error)
+{
+	lic_status status = LIC_OK;
+	struct tenant *tenant = NULL;
+	struct key_version version;
+	bool version_owned = false;
+	int64_t now = admin_now(context);
+	struct tenant_rollout before;
+	bool settled = false;
+	char detail[128];
+
+	LIC_TRY(store_lock(context->store, error));
+	LIC_TRY(store_load_tenant(context->store, name, &tenant, error));
+	before = tenant->rollout;
+	LIC_TRY(settle_and_record(context, tenant, now, &settled, error));
+	/* Refuse before the (slow) key generation. */
+	LIC_TRY(lifecycle_check_rekey(tenant, request, now, error));
+	uint32_t number = (uint32_t)tenant->version_count + 1;
+	LIC_TRY(
+	    store_generate_version(context->store->kek, name, number, request->algorithm, &version, error));
+	version_owned = true;
+	LIC_TRY(lifecycle_rekey(tenant, request, &version, now, error));
+	version_owned = false;
+	LIC_TRY(store_save_tenant(context->store, tenant, 0, error));
+	if (settled) {
+		snprintf(detail, sizeof detail, "rollout from version %u to %u completed",
+			 before.from_version, before.to_version);
+		LIC_TRY(
+		    record(context, "rollout-complete", name, before.to_version, NULL, detail, now, error));
+	}
+	char duration[32];
+	snprintf(duration, sizeof duration, "%llds", (long long)tenant->rollout.duration_s);
+	snprintf(detail, sizeof detail, "%s, rollout %s from version %u%s",
+		 key_algorithm_name(request->algorithm), duration, tenant->rollout.from_version,
+		 request->pending ? ", pending" : "");
+	LIC_TRY(record(context, "rekey", name, number, request->compromised ? "compromised" : "routine",
+		       detail, now, error));
+	if (new_version != NULL)
+		*new_version = number;
+out:
+	if (version_owned) {
+		free(version.public_key_der);
+		free(version.sealed_private_key);
+	}
+	store_unlock(context->store);
+	tenant_free(tenant);
+	return status;
+}
+
+lic_status admin_load_tenant(const struct admin_context *context, const char *tenant, struct tenant **out,
+			     lic_error *error)
+{
+	lic_status status = store_load_tenant(context->store, tenant, out, error);
+	if (status == LIC_OK)
+		lifecycle_settle(*out, admin_now(context));
+	return status;
+}

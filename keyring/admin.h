@@ -1,0 +1,42 @@
+/*
+ * admin.h: the keyring changes an operator makes (DESIGN.md §7b), each one a
+ * transaction on the store: take the exclusive lock, load the tenant, record
+ * a rollout that completed by the clock, check, change, write atomically,
+ * append the audit event, release the lock. A refusal writes nothing.
+ *
+ * The `licensor` command and embedders call these; tests call them with an
+ * injected clock.
+ */
+#ifndef LICENSOR_KEYRING_ADMIN_H
+#define LICENSOR_KEYRING_ADMIN_H
+
+#include "store.h"
+#include "tenant.h"
+
+struct admin_context {
+	struct store *store;
+	const lic_clock *clock;
+	const char *actor; /* who, for the audit log */
+};
+
+lic_status admin_tenant_add(const struct admin_context *context, const char *tenant,
+			    enum key_algorithm algorithm, lic_error *error);
+lic_status admin_tenant_set_disabled(const struct admin_context *context, const char *tenant, bool disabled,
+				     lic_error *error);
+/* *new_version (optional) receives the number of the version created. */
+lic_status admin_rekey(const struct admin_context *context, const char *tenant,
+		       const struct rekey_request *request, uint32_t *new_version, lic_error *error);
+lic_status admin_revoke(const struct admin_context *context, const char *tenant, uint32_t version,
+			bool confirmed, lic_error *error);
+lic_status admin_reinstate(const struct admin_context *context, const char *tenant, uint32_t version,
+			   lic_error *error);
+lic_status admin_destroy(const struct admin_context *context, const char *tenant, uint32_t version,
+			 bool confirmed, lic_error *error);
+lic_status admin_activate(const struct admin_context *context, const char *tenant, uint32_t version,
+			  lic_error *error);
+
+/* Reads a tenant for display, with a completed rollout applied in memory only. */
+lic_status admin_load_tenant(const struct admin_context *context, const char *tenant, struct tenant **out,
+			     lic_error *error);
+
+#endif

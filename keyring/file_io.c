@@ -1,0 +1,177 @@
+/*
+ * file_io.c: atomic replace (temp file, fsync, rename, directory fsync),
+ * bounded whole-file reads, and directory helpers. Every file licensor writes
+ * is created with the mode its caller gives (0600 for anything holding keys).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "error.h"
+#include "file_io.h"
+
+static lic_status write_fully(int fd, const void *data, size_t length)
+{
+	const char *cursor = data;
+	while (length > 0) {
+		ssize_t written = write(fd, cursor, length);
+		if (written < 0) {
+			if (errno == EINTR)
+				continue;
+			return LIC_IO;
+		}
+		cursor += written;
+		length -= (size_t)written;
+	}
+	return LIC_OK;
+}
+
+static void directory_of(const char *path, char *out, size_t size)
+{
+	const char *slash = strrchr(path, '/');
+	if (slash == NULL) {
+		snprintf(out, size, ".");
+	} else if (slash == path) {
+		snprintf(out, size, "/");
+	} else {
+		snprintf(out, size, "%.*s", (int)(slash - path), path);
+	}
+}
+
+lic_status file_sync_directory(const char *directory, lic_error *error)
+{
+	int fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return lic_error_set(error, LIC_IO, "cannot open directory %s: %s", directory,
+				     strerror(errno));
+	int rc = fsync(fd);
+	int saved = errno;
+	close(fd);
+	if (rc != 0)
+		return lic_error_set(error, LIC_IO, "cannot sync directory %s: %s", directory,
+				     strerror(saved));
+	return LIC_OK;
+}
+
+lic_status file_write_atomic(const char *path, const void *data, size_t length, mode_t mode, int flags,
+			     lic_error *error)
+{
+	lic_status status = LIC_OK;
+	char temp_path[PATH_MAX];
+	char directory[PATH_MAX];
+	unsigned char nonce[6];
+	int fd = -1;
+	bool temp_exists = false;
+
+	if (RAND_bytes(nonce, sizeof nonce) != 1)
+		LIC_FAIL(error, LIC_INTERNAL, "random generator failed");
+	if (snprintf(temp_path, sizeof temp_path, "%s.tmp-%02x%02x%02x%02x%02x%02x", path, nonce[0], nonce[1],
+		     nonce[2], nonce[3], nonce[4], nonce[5]) >= (int)sizeof temp_path)
+		LIC_FAIL(error, LIC_TOO_LARGE, "path too long: %s", path);
+	directory_of(path, directory, sizeof directory);
+
+	fd = open(temp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	if (fd < 0)
+		LIC_FAIL(error, LIC_IO, "cannot create %s: %s", temp_path, strerror(errno));
+	temp_exists = true;
+	/* The umask must not loosen or tighten what the caller asked for. */
+	if (fchmod(fd, mode) != 0)
+		LIC_FAIL(error, LIC_IO, "cannot set mode of %s: %s", temp_path, strerror(errno));
+	if (write_fully(fd, data, length) != LIC_OK)
+		LIC_FAIL(error, LIC_IO, "cannot write %s: %s", temp_path, strerror(errno));
+	if (!(flags & FILE_WRITE_NO_SYNC) && fsync(fd) != 0)
+		LIC_FAIL(error, LIC_IO, "cannot sync %s: %s", temp_path, strerror(errno));
+	if (close(fd) != 0) {
+		fd = -1;
+		LIC_FAIL(error, LIC_IO, "cannot close %s: %s", temp_path, strerror(errno));
+	}
+	fd = -1;
+	if (rename(temp_path, path) != 0)
+		LIC_FAIL(error, LIC_IO, "cannot replace %s: %s", path, strerror(errno));
+	temp_exists = false;
+	if (!(flags & FILE_WRITE_NO_SYNC))
+		LIC_TRY(file_sync_directory(directory, error));
+out:
+	if (fd >= 0)
+		close(fd);
+	if (temp_exists)
+		unlink(temp_path);
+	return status;
+}
+
+lic_status file_read_all(const char *path, size_t max_length, char **out, size_t *length, lic_error *error)
+{
+	lic_status status = LIC_OK;
+	char *buffer = NULL;
+	size_t used = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int saved = errno;
+		lic_error_set(error, LIC_IO, "cannot read %s: %s", path, strerror(saved));
+		errno = saved;
+		return LIC_IO;
+	}
+	struct stat info;
+	if (fstat(fd, &info) != 0)
+		LIC_FAIL(error, LIC_IO, "cannot stat %s: %s", path, strerror(errno));
+	if (!S_ISREG(info.st_mode))
+		LIC_FAIL(error, LIC_IO, "%s is not a regular file", path);
+	if ((size_t)info.st_size > max_length)
+		LIC_FAIL(error, LIC_TOO_LARGE, "%s is larger than %zu bytes", path, max_length);
+	size_t capacity = (size_t)info.st_size + 1;
+	buffer = malloc(capacity);
+	if (buffer == NULL)
+		LIC_FAIL(error, LIC_INTERNAL, "out of memory reading %s", path);
+	for (;;) {
+		if (used + 1 >= capacity) {
+			/* The file grew since fstat: accept up to max_length. */
+			if (capacity > max_length)
+				LIC_FAIL(error, LIC_TOO_LARGE, "%s is larger than %zu bytes", path,
+					 max_length);
+			size_t grown = capacity * 2 > max_length + 1 ? max_length + 1 : capacity * 2;
+			char *bigger = realloc(buffer, grown);
+			if (bigger == NULL)
+				LIC_FAIL(error, LIC_INTERNAL, "out of memory reading %s", path);
+			buffer = bigger;
+			capacity = grown;
+		}
+		ssize_t got = read(fd, buffer + used, capacity - 1 - used);
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			LIC_FAIL(error, LIC_IO, "cannot read %s: %s", path, strerror(errno));
+		}
+		if (got == 0)
+			break;
+		used += (size_t)got;
+	}
+	buffer[used] = '\0';
+	*out = buffer;
+	*length = used;
+	buffer = NULL;
+out:
+	free(buffer);
+	close(fd);
+	return status;
+}
+
+lic_status file_make_directory(const char *path, lic_error *error)
+{
+	if (mkdir(path, 0700) != 0 && errno != EEXIST)
+		return lic_error_set(error, LIC_IO, "cannot create directory %s: %s", path, strerror(errno));
+	return LIC_OK;
+}
+
+lic_status file_join(char *buffer, size_t size, const char *directory, const char *name, lic_error *error)
+{
+	if (snprintf(buffer, size, "%s/%s", directory, name) >= (int)size)
+		return lic_error_set(error, LIC_TOO_LARGE, "path too long: %s/%s", directory, name);
+	return LIC_OK;
+}

@@ -1,0 +1,40 @@
+/*
+ * file_io.h: the crash-safe file primitives every store write goes through.
+ *
+ * Promise of file_write_atomic: after it returns LIC_OK the new contents are
+ * on disk under `path`; if the process dies at any point before, `path` holds
+ * the old contents (or does not exist, if it did not). It writes a temporary
+ * file in the same directory, fsyncs it, renames it over `path` and fsyncs the
+ * directory.
+ */
+#ifndef LICENSOR_KEYRING_FILE_IO_H
+#define LICENSOR_KEYRING_FILE_IO_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "licensor.h"
+
+/* Flags of file_write_atomic. */
+enum {
+	FILE_WRITE_NO_SYNC = 1, /* skip fsyncs: only for bulk-built benchmark stores */
+};
+
+lic_status file_write_atomic(const char *path, const void *data, size_t length, mode_t mode, int flags,
+			     lic_error *error);
+
+/* Reads the whole file into a new NUL-terminated buffer (*out, freed with
+ * free(); *length excludes the NUL). Files over max_length are refused with
+ * LIC_TOO_LARGE. A missing file is LIC_IO with errno ENOENT kept in errno. */
+lic_status file_read_all(const char *path, size_t max_length, char **out, size_t *length, lic_error *error);
+
+/* fsync of the directory holding `path` (the directory itself if it is one). */
+lic_status file_sync_directory(const char *directory, lic_error *error);
+
+/* Creates a directory with mode 0700 when it does not exist yet. */
+lic_status file_make_directory(const char *path, lic_error *error);
+
+/* Joins directory and name into buffer; LIC_TOO_LARGE if it does not fit. */
+lic_status file_join(char *buffer, size_t size, const char *directory, const char *name, lic_error *error);
+
+#endif

@@ -1,0 +1,59 @@
+/*
+ * licensor.c: the `licensor` command: dispatch to the subcommands of
+ * DESIGN.md §7b. Each subcommand prints its result on stdout and, on
+ * failure, one line `licensor: CODE: sentence` on stderr.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "cli.h"
+
+static const char usage_text[] =
+    "usage: licensor COMMAND [ARGS] [--store DIR]\n"
+    "\n"
+    "Keyring:\n"
+    "  init        --store DIR [--kek-file F | --passphrase-file F]\n"
+    "  tenant      add T [--algorithm rsa-2048|rsa-3072|rsa-4096] | disable T | enable T | list [--json]\n"
+    "  keys        list T [--json] | pubkey T --version N\n"
+    "  rekey       T [--algorithm A] [--rollout DURATION | --immediate] [--reason routine|compromised] "
+    "[--pending]\n"
+    "  rollout     status T [--json]\n"
+    "  revoke      T --version N [--yes]\n"
+    "  reinstate   T --version N\n"
+    "  destroy     T --version N --yes\n"
+    "  activate    T --version N\n"
+    "  audit       verify\n"
+    "\n"
+    "Every command takes --store DIR (default: $LICENSOR_STORE, else ./var/licensor) and --help.\n"
+    "Durations: 90s, 45m, 6h, 14d.\n";
+
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+};
+
+static const struct command commands[] = {
+    {"init", command_init},           {"tenant", command_tenant},     {"keys", command_keys},
+    {"rekey", command_rekey},         {"rollout", command_rollout},   {"revoke", command_lifecycle},
+    {"reinstate", command_lifecycle}, {"destroy", command_lifecycle}, {"activate", command_lifecycle},
+    {"audit", command_audit},
+};
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		fputs(usage_text, argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("licensor %s\n", LIC_VERSION_STRING);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "licensor: USAGE: unknown command '%.64s' (see licensor --help)\n", argv[1]);
+	return 2;
+}
