@@ -91,6 +91,15 @@ static lic_status parse_version(xmlNodePtr node, struct tenant *tenant, lic_erro
 	LIC_TRY(xml_attribute_time(node, "DestroyedAt", true, &version.destroyed_at, error));
 	LIC_TRY(xml_attribute_time(node, "CompromisedAt", true, &version.compromised_at, error));
 
+	for (xmlNodePtr child = node->children; child != NULL; child = child->next) {
+		if (child->type != XML_ELEMENT_NODE)
+			continue;
+		const char *child_name = (const char *)child->name;
+		if (strcmp(child_name, "PublicKey") != 0 && strcmp(child_name, "SealedPrivateKey") != 0 &&
+		    strcmp(child_name, "Pkcs11Uri") != 0)
+			LIC_FAIL(error, LIC_MALFORMED, "tenant %s version %u: unexpected element %.32s",
+				 tenant->name, (unsigned)number, child_name);
+	}
 	LIC_TRY(xml_child_base64(node, "PublicKey", false, &version.public_key_der,
 				 &version.public_key_length, error));
 	LIC_TRY(xml_child_base64(node, "SealedPrivateKey", true, &version.sealed_private_key,
