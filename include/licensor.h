@@ -76,6 +76,19 @@ typedef struct lic_error {
 	char message[512];
 } lic_error;
 
+/* ---- Key material in memory ------------------------------------------ */
+
+/* Decrypted private keys (their PKCS#8 form and the RSA private components)
+ * live in OpenSSL's secure heap: locked pages marked MADV_DONTDUMP, wiped when
+ * freed. OpenSSL still caches a Montgomery form of the primes in ordinary heap
+ * once a key has been used, so a process that holds keys should also not be
+ * dumpable at all. lic_process_harden() does both: it sets up the secure heap
+ * and makes the process non-dumpable (prctl PR_SET_DUMPABLE 0: no core dumps,
+ * no ptrace by other users), unless LICENSOR_ALLOW_CORE_DUMPS=1 is set in the
+ * environment, for debugging on a machine without real keys. Call it first
+ * thing in main(). Returns 1 when the process is non-dumpable. */
+LIC_API int lic_process_harden(void);
+
 /* ---- Clock ----------------------------------------------------------- */
 
 /* Seconds since the Unix epoch, UTC. All rollout and validity arithmetic asks

@@ -6,9 +6,13 @@
  * report rather than silently using ordinary memory.
  */
 #include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
 
 #include <openssl/crypto.h>
 
+#include "licensor.h"
 #include "secure_memory.h"
 
 #define SECURE_HEAP_SIZE (32u * 1024 * 1024)
@@ -43,4 +47,13 @@ void secure_free(void *pointer, size_t size)
 {
 	if (pointer != NULL)
 		OPENSSL_secure_clear_free(pointer, size);
+}
+
+int lic_process_harden(void)
+{
+	secure_memory_init();
+	const char *allow = getenv("LICENSOR_ALLOW_CORE_DUMPS");
+	if (allow != NULL && strcmp(allow, "1") == 0)
+		return 0;
+	return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0;
 }

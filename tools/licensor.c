@@ -5,7 +5,6 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include "cli.h"
 
@@ -42,6 +41,8 @@ static const struct command commands[] = {
 
 int main(int argc, char **argv)
 {
+	/* Keys are decrypted in this process: keep them out of core dumps. */
+	lic_process_harden();
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "help") == 0) {
 		fputs(usage_text, argc < 2 ? stderr : stdout);
