@@ -11,6 +11,7 @@
 #include "admin.h"
 #include "audit.h"
 #include "error.h"
+#include "utc_time.h"
 
 static int64_t admin_now(const struct admin_context *context)
 {
@@ -32,17 +33,16 @@ static lic_status record(const struct admin_context *context, const char *action
 	return audit_append(context->store->directory, &event, now, error);
 }
 
-/* Writes a rollout completion noticed by this writer as its own audit event. */
-static lic_status settle_and_record(const struct admin_context *context, struct tenant *tenant, int64_t now,
-				    bool *settled, lic_error *error)
+/* A rollout that completed by the clock is recorded by the next writer, with
+ * its own audit event. */
+static lic_status record_settled(const struct admin_context *context, const char *tenant,
+				 const struct tenant_rollout *before, int64_t now, lic_error *error)
 {
-	uint32_t from = tenant->rollout.from_version, to = tenant->rollout.to_version;
-	*settled = lifecycle_settle(tenant, now);
-	(void)from;
-	(void)to;
-	(void)context;
-	(void)error;
-	return LIC_OK;
+	char detail[128], completed[UTC_TIME_LENGTH];
+	utc_time_format(before->started_at + before->duration_s, completed);
+	snprintf(detail, sizeof detail, "rollout from version %u to %u completed at %s", before->from_version,
+		 before->to_version, completed);
+	return record(context, "rollout-complete", tenant, before->to_version, NULL, detail, now, error);
 }
 
 typedef lic_status (*tenant_change)(struct tenant *tenant, const void *argument, int64_t now,
@@ -61,16 +61,11 @@ static lic_status transact(const struct admin_context *context, const char *name
 	LIC_TRY(store_lock(context->store, error));
 	LIC_TRY(store_load_tenant(context->store, name, &tenant, error));
 	before = tenant->rollout;
-	LIC_TRY(settle_and_record(context, tenant, now, &settled, error));
+	settled = lifecycle_settle(tenant, now);
 	LIC_TRY(change(tenant, argument, now, error));
 	LIC_TRY(store_save_tenant(context->store, tenant, 0, error));
-	if (settled) {
-		char detail[96];
-		snprintf(detail, sizeof detail, "rollout from version %u to %u completed",
-			 before.from_version, before.to_version);
-		LIC_TRY(
-		    record(context, "rollout-complete", name, before.to_version, NULL, detail, now, error));
-	}
+	if (settled)
+		LIC_TRY(record_settled(context, name, &before, now, error));
 	LIC_TRY(record(context, action, name, version, reason, NULL, now, error));
 out:
 	store_unlock(context->store);
@@ -201,7 +196,7 @@ lic_status admin_rekey(const struct admin_context *context, const char *name,
 	LIC_TRY(store_lock(context->store, error));
 	LIC_TRY(store_load_tenant(context->store, name, &tenant, error));
 	before = tenant->rollout;
-	LIC_TRY(settle_and_record(context, tenant, now, &settled, error));
+	settled = lifecycle_settle(tenant, now);
 	/* Refuse before the (slow) key generation. */
 	LIC_TRY(lifecycle_check_rekey(tenant, request, now, error));
 	uint32_t number = (uint32_t)tenant->version_count + 1;
@@ -211,12 +206,8 @@ lic_status admin_rekey(const struct admin_context *context, const char *name,
 	LIC_TRY(lifecycle_rekey(tenant, request, &version, now, error));
 	version_owned = false;
 	LIC_TRY(store_save_tenant(context->store, tenant, 0, error));
-	if (settled) {
-		snprintf(detail, sizeof detail, "rollout from version %u to %u completed",
-			 before.from_version, before.to_version);
-		LIC_TRY(
-		    record(context, "rollout-complete", name, before.to_version, NULL, detail, now, error));
-	}
+	if (settled)
+		LIC_TRY(record_settled(context, name, &before, now, error));
 	char duration[32];
 	snprintf(duration, sizeof duration, "%llds", (long long)tenant->rollout.duration_s);
 	snprintf(detail, sizeof detail, "%s, rollout %s from version %u%s",
