@@ -2,7 +2,9 @@
  * admin.c: one transaction per operator action (see admin.h). The audit
  * event is appended after the tenant file is committed and under the same
  * lock, so the log never claims a change that did not happen; a writer killed
- * between the two loses that one line, never the change.
+ * between the two loses that one line, never the change. Before changing
+ * anything each transaction checks that the log will take the line, so a
+ * damaged log refuses the change rather than missing it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +61,7 @@ static lic_status transact(const struct admin_context *context, const char *name
 	bool settled = false;
 	struct tenant_rollout before;
 	LIC_TRY(store_lock(context->store, error));
+	LIC_TRY(audit_check_appendable(context->store->directory, error));
 	LIC_TRY(store_load_tenant(context->store, name, &tenant, error));
 	before = tenant->rollout;
 	settled = lifecycle_settle(tenant, now);
@@ -87,6 +90,7 @@ lic_status admin_tenant_add(const struct admin_context *context, const char *nam
 		LIC_FAIL(error, LIC_UNSUPPORTED_VERSION,
 			 "rsa-1024 is accepted for old content only, never for a new version");
 	LIC_TRY(store_lock(context->store, error));
+	LIC_TRY(audit_check_appendable(context->store->directory, error));
 	if (store_tenant_exists(context->store, name))
 		LIC_FAIL(error, LIC_STATE, "tenant %s already exists", name);
 	tenant = tenant_new(name, now);
@@ -194,6 +198,7 @@ lic_status admin_rekey(const struct admin_context *context, const char *name,
 	char detail[128];
 
 	LIC_TRY(store_lock(context->store, error));
+	LIC_TRY(audit_check_appendable(context->store->directory, error));
 	LIC_TRY(store_load_tenant(context->store, name, &tenant, error));
 	before = tenant->rollout;
 	settled = lifecycle_settle(tenant, now);

@@ -517,11 +517,11 @@ static ptrdiff_t last_newline(const char *data, size_t length)
 	return -1;
 }
 
-/* Reads only the end of the log: cuts a torn last line off, then reports the
+/* Reads only the end of the log: cuts a torn last line off (when repair), then reports the
  * sequence number and hash of the last line (0 and 64 zeros when there is
  * none) and the log's size. */
-static lic_status read_log_end(int fd, struct audit_line *last, char last_hash[SHA256_HEX_LENGTH + 1],
-			       off_t *size, lic_error *error)
+static lic_status read_log_end(int fd, bool repair, struct audit_line *last,
+			       char last_hash[SHA256_HEX_LENGTH + 1], off_t *size, lic_error *error)
 {
 	lic_status status = LIC_OK;
 	char *tail = NULL;
@@ -559,7 +559,7 @@ static lic_status read_log_end(int fd, struct audit_line *last, char last_hash[S
 				 "audit.log ends with %zu or more bytes without a newline: not a torn line, "
 				 "refusing to cut it",
 				 tail_length - keep);
-		if (ftruncate(fd, tail_start + (off_t)keep) != 0)
+		if (repair && ftruncate(fd, tail_start + (off_t)keep) != 0)
 			LIC_FAIL(error, LIC_IO, "cannot cut the torn last line of audit.log: %s",
 				 strerror(errno));
 		tail_length = keep;
@@ -646,7 +646,7 @@ lic_status audit_append(const char *store_dir, const struct audit_event *event, 
 
 	LIC_TRY(read_head(head_path, &head, error));
 	LIC_TRY(open_log(log_path, store_dir, &fd, error));
-	LIC_TRY(read_log_end(fd, &last, last_hash, &size_before, error));
+	LIC_TRY(read_log_end(fd, true, &last, last_hash, &size_before, error));
 	LIC_TRY(check_log_end_against_head(&head, &last, last_hash, error));
 	if (last.sequence == UINT64_MAX)
 		LIC_FAIL(error, LIC_INTERNAL, "audit.log has run out of sequence numbers");
@@ -689,6 +689,34 @@ lic_status audit_append(const char *store_dir, const struct audit_event *event, 
 	/* A crash here leaves the log one line past the head: verify accepts it,
 	 * and the next append moves the head on. */
 	LIC_TRY(write_head(head_path, last.sequence + 1, line_hash, error));
+out:
+	if (fd >= 0)
+		close(fd);
+	return status;
+}
+
+lic_status audit_check_appendable(const char *store_dir, lic_error *error)
+{
+	lic_status status = LIC_OK;
+	char log_path[PATH_MAX];
+	char head_path[PATH_MAX];
+	struct audit_head head;
+	struct audit_line last;
+	char last_hash[SHA256_HEX_LENGTH + 1];
+	off_t size = 0;
+	int fd = -1;
+
+	LIC_TRY(file_join(log_path, sizeof log_path, store_dir, AUDIT_LOG_NAME, error));
+	LIC_TRY(file_join(head_path, sizeof head_path, store_dir, AUDIT_HEAD_NAME, error));
+	LIC_TRY(read_head(head_path, &head, error));
+	fd = open(log_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && errno != ENOENT)
+		LIC_FAIL(error, LIC_IO, "cannot open %s: %s", log_path, strerror(errno));
+	memset(&last, 0, sizeof last);
+	genesis_hash(last_hash);
+	if (fd >= 0)
+		LIC_TRY(read_log_end(fd, false, &last, last_hash, &size, error));
+	LIC_TRY(check_log_end_against_head(&head, &last, last_hash, error));
 out:
 	if (fd >= 0)
 		close(fd);

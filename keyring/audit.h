@@ -29,6 +29,11 @@ struct audit_event {
 lic_status audit_append(const char *store_dir, const struct audit_event *event, int64_t now,
 			lic_error *error);
 
+/* Checks, without writing, that audit_append would accept the log as it is
+ * (its end agrees with audit.head). Writers call it under the lock before
+ * they change anything, so a refused append never follows a committed change. */
+lic_status audit_check_appendable(const char *store_dir, lic_error *error);
+
 struct audit_report {
 	uint64_t lines;         /* lines checked */
 	uint64_t head_sequence; /* sequence recorded in audit.head (0 if none) */

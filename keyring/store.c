@@ -246,6 +246,9 @@ lic_status store_init(const struct store_options *options, struct store **out, l
 
 	LIC_TRY(file_join(path, sizeof path, options->directory, "tenants", error));
 	LIC_TRY(file_make_directory(path, error));
+	/* The lock file exists from the start, so taking the lock never adds a file. */
+	LIC_TRY(file_join(path, sizeof path, options->directory, "lock", error));
+	LIC_TRY(file_write_atomic(path, "", 0, 0600, 0, error));
 	LIC_TRY(world_serialize(&store->world, &text, &text_length, error));
 	LIC_TRY(world_path(options->directory, path, sizeof path, error));
 	LIC_TRY(file_write_atomic(path, text, text_length, 0600, 0, error));
@@ -258,7 +261,9 @@ out:
 		if (created_kek)
 			unlink(kek_path);
 		if (created_directory) {
-			char tenants[PATH_MAX];
+			char tenants[PATH_MAX], lock[PATH_MAX];
+			if (file_join(lock, sizeof lock, options->directory, "lock", NULL) == LIC_OK)
+				unlink(lock);
 			if (file_join(tenants, sizeof tenants, options->directory, "tenants", NULL) == LIC_OK)
 				rmdir(tenants);
 			rmdir(options->directory);

@@ -102,12 +102,22 @@ static bool core_contains(const char *path, const uint8_t *needle)
 	return found;
 }
 
+/* AddressSanitizer maps terabytes of shadow memory, which gcore would write out. */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ADDRESS_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ADDRESS_SANITIZER 1
+#endif
+#endif
+
 static void take_core(pid_t pid, const char *path, bool include_excluded)
 {
 	char command[512];
+	/* ulimit -f caps the core at 1 GiB whatever happens: a test must never fill the disk. */
 	snprintf(command, sizeof command,
-		 "gdb -batch -nx -p %d %s -ex 'gcore %s' >/dev/null 2>&1 && test -s %s", (int)pid,
-		 include_excluded ? "-ex 'set dump-excluded-mappings on'" : "", path, path);
+		 "ulimit -f 1048576; gdb -batch -nx -p %d %s -ex 'gcore %s' >/dev/null 2>&1 && test -s %s",
+		 (int)pid, include_excluded ? "-ex 'set dump-excluded-mappings on'" : "", path, path);
 	if (system(command) != 0)
 		fail_msg("gdb could not take a core of process %d (is gdb installed? ./setup installs it)",
 			 (int)pid);
@@ -116,6 +126,9 @@ static void take_core(pid_t pid, const char *path, bool include_excluded)
 static void test_decrypted_keys_are_not_dumped(void **state)
 {
 	(void)state;
+#ifdef UNDER_ADDRESS_SANITIZER
+	skip(); /* proven in the normal build; a core of an ASan process is terabytes */
+#endif
 	snprintf(directory, sizeof directory, "/tmp/licensor-dump-XXXXXX");
 	assert_non_null(mkdtemp(directory));
 	char store_path[128];
