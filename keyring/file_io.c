@@ -12,8 +12,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/rand.h>
-
 #include "error.h"
 #include "file_io.h"
 
@@ -66,17 +64,16 @@ lic_status file_write_atomic(const char *path, const void *data, size_t length, 
 	lic_status status = LIC_OK;
 	char temp_path[PATH_MAX];
 	char directory[PATH_MAX];
-	unsigned char nonce[6];
 	int fd = -1;
 	bool temp_exists = false;
 
-	if (RAND_bytes(nonce, sizeof nonce) != 1)
-		LIC_FAIL(error, LIC_INTERNAL, "random generator failed");
-	if (snprintf(temp_path, sizeof temp_path, "%s.tmp-%02x%02x%02x%02x%02x%02x", path, nonce[0], nonce[1],
-		     nonce[2], nonce[3], nonce[4], nonce[5]) >= (int)sizeof temp_path)
+	if (snprintf(temp_path, sizeof temp_path, "%s.tmp", path) >= (int)sizeof temp_path)
 		LIC_FAIL(error, LIC_TOO_LARGE, "path too long: %s", path);
 	directory_of(path, directory, sizeof directory);
 
+	/* A writer killed before its rename left this file: the lock says it is stale. */
+	if (unlink(temp_path) != 0 && errno != ENOENT)
+		LIC_FAIL(error, LIC_IO, "cannot remove stale %s: %s", temp_path, strerror(errno));
 	fd = open(temp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
 	if (fd < 0)
 		LIC_FAIL(error, LIC_IO, "cannot create %s: %s", temp_path, strerror(errno));

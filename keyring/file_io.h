@@ -3,9 +3,12 @@
  *
  * Promise of file_write_atomic: after it returns LIC_OK the new contents are
  * on disk under `path`; if the process dies at any point before, `path` holds
- * the old contents (or does not exist, if it did not). It writes a temporary
- * file in the same directory, fsyncs it, renames it over `path` and fsyncs the
- * directory.
+ * the old contents (or does not exist, if it did not). It writes `path.tmp`,
+ * fsyncs it, renames it over `path` and fsyncs the directory.
+ *
+ * The caller must be the only writer of `path` (the store's exclusive lock):
+ * the temporary name is fixed, so a file left by a killed writer is replaced
+ * by the next write instead of piling up.
  */
 #ifndef LICENSOR_KEYRING_FILE_IO_H
 #define LICENSOR_KEYRING_FILE_IO_H

@@ -450,7 +450,7 @@ lic_status store_list_tenants(const struct store *store, char ***names, size_t *
 	while ((entry = readdir(directory)) != NULL) {
 		size_t length = strlen(entry->d_name);
 		if (length <= 4 || strcmp(entry->d_name + length - 4, ".xml") != 0)
-			continue; /* also skips the temporary files of an interrupted write */
+			continue; /* also skips `<tenant>.xml.tmp` left by an interrupted write */
 		char name[TENANT_NAME_MAX + 1];
 		if (length - 4 > TENANT_NAME_MAX)
 			continue;
