@@ -7,6 +7,8 @@
  */
 #define _LGPL_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -17,24 +19,32 @@
 
 #include "encoding.h"
 #include "error.h"
+#include "file_io.h"
 #include "snapshot.h"
 
 struct tenant_slot {
-	char *name;
+	_Atomic(struct tenant *) tenant; /* parsed on first use, then immutable */
+	char name[TENANT_NAME_MAX + 1];  /* inline: a lookup touches one line of the slot */
 	uint64_t hash;
 	dev_t device;
 	ino_t inode;
 	off_t size;
 	struct timespec modified;
-	_Atomic(struct tenant *) tenant; /* parsed on first use, then immutable */
-	atomic_ulong references;         /* snapshots holding this slot */
+	atomic_ulong references; /* snapshots holding this slot */
+};
+
+/* A table entry carries the name's hash, so a probe compares without leaving
+ * the table. */
+struct table_entry {
+	uint64_t hash;
+	struct tenant_slot *slot;
 };
 
 struct keyring_snapshot {
 	uint64_t generation;
 	size_t count;
 	struct tenant_slot **slots; /* sorted by name */
-	struct tenant_slot **table; /* open addressing by name hash */
+	struct table_entry *table;  /* open addressing by name hash */
 	size_t table_size;          /* a power of two */
 };
 
@@ -74,7 +84,6 @@ static void slot_release(struct tenant_slot *slot)
 	if (atomic_fetch_sub(&slot->references, 1) != 1)
 		return;
 	tenant_free(atomic_load(&slot->tenant));
-	free(slot->name);
 	free(slot);
 }
 
@@ -94,11 +103,11 @@ static struct tenant_slot *snapshot_find(const struct keyring_snapshot *snapshot
 {
 	size_t mask = snapshot->table_size - 1;
 	for (size_t index = hash & mask;; index = (index + 1) & mask) {
-		struct tenant_slot *slot = snapshot->table[index];
-		if (slot == NULL)
+		const struct table_entry *entry = &snapshot->table[index];
+		if (entry->slot == NULL)
 			return NULL;
-		if (slot->hash == hash && strcmp(slot->name, name) == 0)
-			return slot;
+		if (entry->hash == hash && strcmp(entry->slot->name, name) == 0)
+			return entry->slot;
 	}
 }
 
@@ -116,10 +125,18 @@ static lic_status snapshot_build(lic_keyring *keyring, const struct keyring_snap
 	lic_status status = LIC_OK;
 	char **names = NULL;
 	size_t count = 0;
+	char tenants_path[PATH_MAX];
+	int tenants_fd = -1;
 	struct keyring_snapshot *snapshot = calloc(1, sizeof *snapshot);
 	if (snapshot == NULL)
 		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
 	LIC_TRY(store_list_tenants(keyring->store, &names, &count, error));
+	LIC_TRY(file_join(tenants_path, sizeof tenants_path, keyring->store->directory, "tenants", error));
+	/* stat relative to tenants/, not by full path: a reload of a large store is
+	 * mostly these stats. */
+	tenants_fd = open(tenants_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (tenants_fd < 0)
+		LIC_FAIL(error, LIC_IO, "cannot open %s: %s", tenants_path, strerror(errno));
 	snapshot->generation = previous ? previous->generation + 1 : 1;
 	snapshot->slots = calloc(count ? count : 1, sizeof *snapshot->slots);
 	snapshot->table_size = 16;
@@ -129,10 +146,10 @@ static lic_status snapshot_build(lic_keyring *keyring, const struct keyring_snap
 	if (snapshot->slots == NULL || snapshot->table == NULL)
 		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
 	for (size_t i = 0; i < count; i++) {
-		char path[PATH_MAX];
+		char file_name[TENANT_NAME_MAX + 8];
 		struct stat info;
-		LIC_TRY(store_tenant_path(keyring->store, names[i], path, sizeof path, error));
-		if (stat(path, &info) != 0)
+		snprintf(file_name, sizeof file_name, "%s.xml", names[i]);
+		if (fstatat(tenants_fd, file_name, &info, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(info.st_mode))
 			continue; /* vanished between the scan and the stat */
 		uint64_t hash = name_hash(names[i]);
 		struct tenant_slot *slot = previous ? snapshot_find(previous, names[i], hash) : NULL;
@@ -142,8 +159,7 @@ static lic_status snapshot_build(lic_keyring *keyring, const struct keyring_snap
 			slot = calloc(1, sizeof *slot);
 			if (slot == NULL)
 				LIC_FAIL(error, LIC_INTERNAL, "out of memory");
-			slot->name = names[i];
-			names[i] = NULL;
+			memcpy(slot->name, names[i], strlen(names[i]) + 1);
 			slot->hash = hash;
 			slot->device = info.st_dev;
 			slot->inode = info.st_ino;
@@ -155,13 +171,16 @@ static lic_status snapshot_build(lic_keyring *keyring, const struct keyring_snap
 		snapshot->slots[snapshot->count++] = slot;
 		size_t mask = snapshot->table_size - 1;
 		size_t index = hash & mask;
-		while (snapshot->table[index] != NULL)
+		while (snapshot->table[index].slot != NULL)
 			index = (index + 1) & mask;
-		snapshot->table[index] = slot;
+		snapshot->table[index].hash = hash;
+		snapshot->table[index].slot = slot;
 	}
 	*out = snapshot;
 	snapshot = NULL;
 out:
+	if (tenants_fd >= 0)
+		close(tenants_fd);
 	for (size_t i = 0; i < count; i++)
 		free(names[i]);
 	free(names);
@@ -314,7 +333,11 @@ lic_status lic_keyring_lookup(lic_keyring *keyring, const char *tenant_name, con
 		} else {
 			out->version = version->number;
 			memcpy(out->key_id, version->key_id_hex, sizeof out->key_id);
-			out->state = tenant_effective_state(tenant, version, lic_clock_now(keyring->clock));
+			/* The clock is read only when the answer depends on it. */
+			out->state =
+			    tenant_state_depends_on_clock(tenant, version)
+				? tenant_effective_state(tenant, version, lic_clock_now(keyring->clock))
+				: version->state;
 			out->compromised = version->compromised;
 			out->tenant_disabled = tenant->disabled;
 		}

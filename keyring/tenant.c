@@ -76,15 +76,15 @@ lic_status tenant_index_key_ids(struct tenant *tenant, lic_error *error)
 	size_t slot_count = 8;
 	while (slot_count < 2 * tenant->version_count)
 		slot_count *= 2;
-	uint32_t *slots = calloc(slot_count, sizeof *slots);
+	struct key_id_slot *slots = calloc(slot_count, sizeof *slots);
 	if (slots == NULL)
 		return lic_error_set(error, LIC_INTERNAL, "out of memory");
 	for (size_t i = 0; i < tenant->version_count; i++) {
 		const uint8_t *key_id = tenant->versions[i].key_id;
 		size_t slot = key_id_hash(key_id) & (slot_count - 1);
-		while (slots[slot] != 0) {
-			if (memcmp(tenant->versions[slots[slot] - 1].key_id, key_id, KEY_ID_LENGTH) == 0) {
-				uint32_t first = slots[slot];
+		while (slots[slot].version_index != 0) {
+			if (memcmp(slots[slot].key_id, key_id, KEY_ID_LENGTH) == 0) {
+				uint32_t first = slots[slot].version_index;
 				free(slots);
 				return lic_error_set(error, LIC_MALFORMED,
 						     "tenant %s: versions %u and %zu have the same key id",
@@ -92,7 +92,8 @@ lic_status tenant_index_key_ids(struct tenant *tenant, lic_error *error)
 			}
 			slot = (slot + 1) & (slot_count - 1);
 		}
-		slots[slot] = (uint32_t)(i + 1);
+		memcpy(slots[slot].key_id, key_id, KEY_ID_LENGTH);
+		slots[slot].version_index = (uint32_t)(i + 1);
 	}
 	free(tenant->key_id_slots);
 	tenant->key_id_slots = slots;
@@ -139,22 +140,26 @@ const struct key_version *tenant_find_key_id(const struct tenant *tenant, const 
 	if (tenant->key_id_slot_count == 0)
 		return NULL;
 	size_t mask = tenant->key_id_slot_count - 1;
-	size_t slot = key_id_hash(key_id) & mask;
-	while (tenant->key_id_slots[slot] != 0) {
-		const struct key_version *version = &tenant->versions[tenant->key_id_slots[slot] - 1];
-		if (memcmp(version->key_id, key_id, KEY_ID_LENGTH) == 0)
-			return version;
-		slot = (slot + 1) & mask;
+	for (size_t slot = key_id_hash(key_id) & mask; tenant->key_id_slots[slot].version_index != 0;
+	     slot = (slot + 1) & mask) {
+		if (memcmp(tenant->key_id_slots[slot].key_id, key_id, KEY_ID_LENGTH) == 0)
+			return &tenant->versions[tenant->key_id_slots[slot].version_index - 1];
 	}
 	return NULL;
+}
+
+/* Whether a version's state depends on the clock: only the from version of a
+ * running rollout can turn retained by itself. */
+bool tenant_state_depends_on_clock(const struct tenant *tenant, const struct key_version *version)
+{
+	return version->state == LIC_KEY_STATE_ACTIVE && tenant->rollout.outcome == ROLLOUT_RUNNING &&
+	       version->number == tenant->rollout.from_version;
 }
 
 lic_key_state tenant_effective_state(const struct tenant *tenant, const struct key_version *version,
 				     int64_t now)
 {
-	const struct tenant_rollout *rollout = &tenant->rollout;
-	if (version->state == LIC_KEY_STATE_ACTIVE && rollout->outcome == ROLLOUT_RUNNING &&
-	    version->number == rollout->from_version && rollout_complete(rollout, now))
+	if (tenant_state_depends_on_clock(tenant, version) && rollout_complete(&tenant->rollout, now))
 		return LIC_KEY_STATE_RETAINED;
 	return version->state;
 }

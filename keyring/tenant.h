@@ -65,6 +65,11 @@ struct tenant_rollout {
 	int64_t ended_at; /* when the outcome was recorded; 0 while running */
 };
 
+struct key_id_slot {
+	uint8_t key_id[KEY_ID_LENGTH];
+	uint32_t version_index; /* index into versions + 1; 0 = empty */
+};
+
 struct tenant {
 	char *name;
 	bool disabled;
@@ -74,8 +79,9 @@ struct tenant {
 	size_t version_count;
 	size_t version_capacity;
 	struct tenant_rollout rollout;
-	/* Open-addressing index of key ids: slot holds version index + 1, 0 = empty. */
-	uint32_t *key_id_slots;
+	/* Open-addressing index of key ids, the key id inline so that a probe
+	 * compares without leaving the index; version_index 0 = empty slot. */
+	struct key_id_slot *key_id_slots;
 	size_t key_id_slot_count; /* a power of two, at least 2 × version_count */
 };
 
@@ -97,6 +103,9 @@ struct key_version *tenant_version(const struct tenant *tenant, uint32_t number)
 /* Version by key id in O(1), NULL if absent. */
 const struct key_version *tenant_find_key_id(const struct tenant *tenant,
 					     const uint8_t key_id[KEY_ID_LENGTH]);
+
+/* True when tenant_effective_state of this version needs the clock. */
+bool tenant_state_depends_on_clock(const struct tenant *tenant, const struct key_version *version);
 
 /* Effective state at `now`: a `from` version whose rollout is complete by the
  * clock reads as retained even before a writer records it. */

@@ -3,6 +3,7 @@
  * attribute helpers that the store, world and (later) license formats share.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
