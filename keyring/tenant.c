@@ -101,7 +101,7 @@ lic_status tenant_index_key_ids(struct tenant *tenant, lic_error *error)
 	return LIC_OK;
 }
 
-lic_status tenant_append_version(struct tenant *tenant, const struct key_version *version, lic_error *error)
+lic_status tenant_push_version(struct tenant *tenant, const struct key_version *version, lic_error *error)
 {
 	if (tenant->version_count >= TENANT_VERSION_MAX)
 		return lic_error_set(error, LIC_TOO_LARGE, "tenant %s already has %d versions", tenant->name,
@@ -119,7 +119,15 @@ lic_status tenant_append_version(struct tenant *tenant, const struct key_version
 	slot->number = (uint32_t)(tenant->version_count + 1);
 	hex_encode(slot->key_id, KEY_ID_LENGTH, slot->key_id_hex);
 	tenant->version_count++;
-	lic_status status = tenant_index_key_ids(tenant, error);
+	return LIC_OK;
+}
+
+lic_status tenant_append_version(struct tenant *tenant, const struct key_version *version, lic_error *error)
+{
+	lic_status status = tenant_push_version(tenant, version, error);
+	if (status != LIC_OK)
+		return status;
+	status = tenant_index_key_ids(tenant, error);
 	if (status != LIC_OK) {
 		/* Give the buffers back to the caller untouched. */
 		tenant->version_count--;

@@ -95,6 +95,10 @@ void tenant_free(struct tenant *tenant);
 /* Appends a version with the next number; takes ownership of the buffers on
  * success. Rebuilds the key id index. */
 lic_status tenant_append_version(struct tenant *tenant, const struct key_version *version, lic_error *error);
+/* Appends without touching the index: for building a tenant in bulk (the file
+ * reader), which calls tenant_index_key_ids once at the end. Until then
+ * tenant_find_key_id does not see the new versions. */
+lic_status tenant_push_version(struct tenant *tenant, const struct key_version *version, lic_error *error);
 /* Rebuilds the key id index (after loading). LIC_MALFORMED on a duplicate key id. */
 lic_status tenant_index_key_ids(struct tenant *tenant, lic_error *error);
 

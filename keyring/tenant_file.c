@@ -142,7 +142,7 @@ static lic_status parse_version(xmlNodePtr node, struct tenant *tenant, lic_erro
 	    (version.state == LIC_KEY_STATE_ACTIVE || version.state == LIC_KEY_STATE_PENDING))
 		LIC_FAIL(error, LIC_MALFORMED, "tenant %s version %u is compromised and %s", tenant->name,
 			 (unsigned)number, state_names[version.state]);
-	LIC_TRY(tenant_append_version(tenant, &version, error));
+	LIC_TRY(tenant_push_version(tenant, &version, error)); /* indexed once, at the end */
 	appended = true;
 out:
 	xmlFree(text);
