@@ -23,7 +23,6 @@
  * the kill landed; the histogram is printed. The random delays come from a
  * fixed seed (LICENSOR_CRASH_SEED overrides) so the schedule is reproducible.
  */
-#define _GNU_SOURCE /* pipe2, nftw */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -54,6 +53,7 @@
 #include "keyring/audit.h"
 #include "keyring/store.h"
 #include "keyring/tenant.h"
+#include "test_helpers.h"
 
 #define TENANT "crash"
 #define REKEYS_WANTED 200 /* rekeys started by a child that was then killed */
@@ -125,26 +125,6 @@ static void sleep_microseconds(long microseconds)
 	struct timespec delay = {microseconds / 1000000, (microseconds % 1000000) * 1000};
 	while (nanosleep(&delay, &delay) != 0 && errno == EINTR) {
 	}
-}
-
-/* out = directory "/" name; the test fails rather than truncate. */
-static void join_path(char *out, size_t size, const char *directory, const char *name)
-{
-	int length = snprintf(out, size, "%s/%s", directory, name);
-	assert_true(length > 0 && (size_t)length < size);
-}
-
-static int remove_entry(const char *path, const struct stat *info, int type, struct FTW *walk)
-{
-	(void)info;
-	(void)type;
-	(void)walk;
-	return remove(path);
-}
-
-static void remove_tree(const char *path)
-{
-	nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* A killed writer's leftover: "<file>.tmp". */
@@ -334,7 +314,7 @@ static bool scan_audit_log(const struct crash_run *run, size_t version_count, bo
 {
 	char path[PATH_MAX];
 	size_t length = 0;
-	join_path(path, sizeof path, run->store, "audit.log");
+	test_join_path(path, sizeof path, run->store, "audit.log");
 	char *text = read_text(path, &length);
 	bool torn = length > 0 && text[length - 1] != '\n';
 	memset(audited, 0, (version_count + 1) * sizeof *audited);
@@ -415,7 +395,7 @@ static void check_store_after_kill(struct crash_run *run, const struct round_rep
 
 	char path[PATH_MAX];
 	struct stat info;
-	join_path(path, sizeof path, run->tenants, TENANT ".xml");
+	test_join_path(path, sizeof path, run->tenants, TENANT ".xml");
 	assert_int_equal(stat(path, &info), 0);
 	assert_int_equal(info.st_mode & 0777, 0600);
 
@@ -563,8 +543,8 @@ static int setup(void **state)
 		free(run);
 		return -1;
 	}
-	join_path(run->store, sizeof run->store, run->work, "store");
-	join_path(run->tenants, sizeof run->tenants, run->store, "tenants");
+	test_join_path(run->store, sizeof run->store, run->work, "store");
+	test_join_path(run->tenants, sizeof run->tenants, run->store, "tenants");
 	*state = run;
 	return 0;
 }
@@ -579,7 +559,7 @@ static int teardown(void **state)
 	}
 	if (run->notify_fd >= 0)
 		close(run->notify_fd);
-	remove_tree(run->work); /* the store and its KEK, <work>/store.kek */
+	test_remove_tree(run->work); /* the store and its KEK, <work>/store.kek */
 	free(run->key_ids);
 	free(run->reported);
 	free(run);

@@ -2,14 +2,16 @@
  * test_helpers.h: small fixtures shared by the unit tests: a tenant whose
  * versions carry stand-in public keys (lifecycle and rollout logic never
  * parses them, and real RSA generation would make the state table slow), and
- * a fixed clock.
+ * a fixed clock, and path helpers. Include it after cmocka.h.
  */
 #ifndef LICENSOR_TESTS_HELPERS_H
 #define LICENSOR_TESTS_HELPERS_H
 
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "keyring/tenant.h"
 
@@ -60,6 +62,27 @@ static inline lic_status test_rekey(struct tenant *tenant, int64_t rollout_secon
 		free(version.sealed_private_key);
 	}
 	return status;
+}
+
+/* out = directory "/" name; the test fails rather than truncate. */
+static inline void test_join_path(char *out, size_t size, const char *directory, const char *name)
+{
+	int length = snprintf(out, size, "%s/%s", directory, name);
+	assert_true(length > 0 && (size_t)length < size);
+}
+
+static inline int test_remove_entry(const char *path, const struct stat *info, int type, struct FTW *walk)
+{
+	(void)info;
+	(void)type;
+	(void)walk;
+	return remove(path);
+}
+
+/* rm -rf without a shell. */
+static inline void test_remove_tree(const char *path)
+{
+	nftw(path, test_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 struct test_clock {

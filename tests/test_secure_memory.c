@@ -10,7 +10,6 @@
  * would find them if they leaked. Also: lic_process_harden makes the process
  * non-dumpable unless LICENSOR_ALLOW_CORE_DUMPS=1.
  */
-#define _GNU_SOURCE /* memmem */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -14,7 +14,6 @@
  * generation; the lookup errors (unknown tenant, unknown key, malformed key
  * id); the tenant count; and a wrong KEK is refused with UNAUTHORIZED.
  */
-#define _GNU_SOURCE /* nftw */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,6 +37,7 @@
 #include "keyring/snapshot.h"
 #include "keyring/store.h"
 #include "keyring/tenant.h"
+#include "test_helpers.h"
 
 #define TENANT_COUNT 3
 #define READER_COUNT 2
@@ -70,20 +70,6 @@ struct fixture {
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static void join_path(char *out, size_t size, const char *directory, const char *name)
-{
-	int length = snprintf(out, size, "%s/%s", directory, name);
-	assert_true(length > 0 && (size_t)length < size);
-}
-
-static int remove_entry(const char *path, const struct stat *info, int type, struct FTW *walk)
-{
-	(void)info;
-	(void)type;
-	(void)walk;
-	return remove(path);
-}
-
 static double seconds_since(const struct timespec *start)
 {
 	struct timespec now;
@@ -111,7 +97,7 @@ static int setup(void **state)
 		 base != NULL ? base : "/tmp");
 	if (mkdtemp(fixture->work) == NULL)
 		return -1;
-	join_path(fixture->store, sizeof fixture->store, fixture->work, "store");
+	test_join_path(fixture->store, sizeof fixture->store, fixture->work, "store");
 	struct store_options options = {.directory = fixture->store};
 	if (store_init(&options, &store, &error) != LIC_OK) {
 		print_error("store_init: %s\n", error.message);
@@ -161,7 +147,7 @@ static int teardown(void **state)
 	stop_readers(fixture);
 	lic_keyring_close(fixture->keyring);
 	store_close(fixture->writer);
-	nftw(fixture->work, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	test_remove_tree(fixture->work);
 	free(fixture);
 	return 0;
 }
@@ -500,7 +486,7 @@ static void test_open_with_wrong_kek_is_unauthorized(void **state)
 	char wrong_kek[PATH_MAX];
 	struct kek *kek = NULL;
 
-	join_path(wrong_kek, sizeof wrong_kek, fixture->work, "wrong.kek");
+	test_join_path(wrong_kek, sizeof wrong_kek, fixture->work, "wrong.kek");
 	assert_int_equal(kek_create_file(wrong_kek, &kek, &error), LIC_OK);
 	kek_free(kek);
 
