@@ -165,6 +165,78 @@ LIC_API size_t lic_keyring_tenant_count(lic_keyring *keyring);
  * mod 10000. */
 LIC_API uint32_t lic_rollout_bucket(const char *tenant, const char *client_id);
 
+/* ---- Issuance engine (DESIGN.md §5) ----------------------------------- */
+
+/* The engine turns license requests (a RAC and a PL) into signed use
+ * licenses on its own worker threads. Each worker takes every queued job up
+ * to a bound, runs the private-key operations of the batch grouped by key
+ * version on its own copy of each key, and completes the batch. A PL cache
+ * (bounded, with a TTL, zeroised on eviction, purged for a version the moment
+ * it is revoked or destroyed) skips the unwrap of content seen before; a cache
+ * of verified RACs skips their signature check. */
+typedef struct lic_engine lic_engine;
+
+typedef struct lic_engine_options {
+	lic_keyring *keyring;     /* required; not owned: close it after lic_engine_free */
+	unsigned workers;         /* 0: one per online core */
+	size_t batch_max;         /* jobs a worker takes at once; 0: 64 */
+	size_t queue_max;         /* queued jobs before LIC_OVERLOADED; 0: 8192 */
+	size_t pl_cache_entries;  /* 0: 65536; SIZE_MAX disables the cache */
+	int64_t pl_cache_ttl_s;   /* 0: 3600 */
+	size_t rac_cache_entries; /* 0: 65536; SIZE_MAX disables the cache */
+} lic_engine_options;
+
+LIC_API lic_status lic_engine_new(const lic_engine_options *options, lic_engine **out, lic_error *error);
+/* Finishes every queued job (their callbacks run), stops the workers, frees. */
+LIC_API void lic_engine_free(lic_engine *engine);
+
+/* One license request: the RAC and the PL as XML documents (bytes; need not
+ * be NUL-terminated). The engine copies what it needs before returning. */
+typedef struct lic_license_request {
+	const char *rac;
+	size_t rac_length;
+	const char *pl;
+	size_t pl_length;
+} lic_license_request;
+
+/* One result: on LIC_OK, the UL document (new buffer, free() it); otherwise
+ * the code and a sentence in error. */
+typedef struct lic_license_result {
+	lic_error error;
+	char *use_license;
+	size_t use_license_length;
+} lic_license_result;
+
+/* Synchronous batch: N requests in, N results out, each with its own status;
+ * one bad request never fails the others. Returns LIC_OK once every result is
+ * filled (or LIC_OVERLOADED, with no result filled, when the queue is full). */
+LIC_API lic_status lic_engine_issue(lic_engine *engine, const lic_license_request *requests, size_t count,
+				    lic_license_result *results, lic_error *error);
+
+/* Asynchronous AcquireLicense (DESIGN.md §2): `body` is a whole request
+ * document with 1 to 100 items. `done` runs once, on a worker thread, with
+ * the HTTP status and the response document (AcquireLicenseResponse for 200,
+ * an <Error> document otherwise); the buffer is the engine's, valid during the
+ * call only. Keep `done` short: hand the buffer to your own loop (copy it,
+ * write an eventfd). Returns LIC_OVERLOADED at once when the queue is full
+ * (then `done` never runs). */
+typedef void (*lic_acquire_done)(void *context, int http_status, const char *response, size_t length);
+LIC_API lic_status lic_engine_submit_acquire(lic_engine *engine, const char *body, size_t length,
+					     lic_acquire_done done, void *context, lic_error *error);
+
+/* Counters since lic_engine_new. */
+typedef struct lic_engine_stats {
+	uint64_t licenses_issued;
+	uint64_t errors;
+	uint64_t batches;
+	uint64_t batched_jobs;
+	uint64_t private_key_operations; /* unwraps and signatures */
+	uint64_t pl_cache_hits, pl_cache_misses;
+	uint64_t rac_cache_hits, rac_cache_misses;
+	uint64_t compromised_uses; /* unwraps under a compromised version */
+} lic_engine_stats;
+LIC_API void lic_engine_get_stats(lic_engine *engine, lic_engine_stats *out);
+
 #ifdef __cplusplus
 }
 #endif

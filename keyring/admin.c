@@ -35,6 +35,25 @@ static lic_status record(const struct admin_context *context, const char *action
 	return audit_append(context->store->directory, &event, now, error);
 }
 
+/* Everything that could keep the audit line from being written is checked
+ * before the change is: the actor and the time (audit_check_event) and the
+ * log's end (audit_check_appendable). Then a committed change always gets
+ * its line, barring a crash or a full disk in between. */
+static lic_status check_can_record(const struct admin_context *context, const char *action,
+				   const char *tenant, int64_t now, lic_error *error)
+{
+	struct audit_event event = {
+	    .actor = context->actor ? context->actor : "unknown",
+	    .action = action,
+	    .tenant = tenant,
+	    .detail = "rollout from version 4294967295 to 4294967295 completed at 9999-12-31T23:59:59Z",
+	};
+	lic_status status = audit_check_event(&event, now, error);
+	if (status != LIC_OK)
+		return status;
+	return audit_check_appendable(context->store->directory, error);
+}
+
 /* A rollout that completed by the clock is recorded by the next writer, with
  * its own audit event. */
 static lic_status record_settled(const struct admin_context *context, const char *tenant,
@@ -61,7 +80,7 @@ static lic_status transact(const struct admin_context *context, const char *name
 	bool settled = false;
 	struct tenant_rollout before;
 	LIC_TRY(store_lock(context->store, error));
-	LIC_TRY(audit_check_appendable(context->store->directory, error));
+	LIC_TRY(check_can_record(context, action, name, now, error));
 	LIC_TRY(store_load_tenant(context->store, name, &tenant, error));
 	before = tenant->rollout;
 	settled = lifecycle_settle(tenant, now);
@@ -90,7 +109,7 @@ lic_status admin_tenant_add(const struct admin_context *context, const char *nam
 		LIC_FAIL(error, LIC_UNSUPPORTED_VERSION,
 			 "rsa-1024 is accepted for old content only, never for a new version");
 	LIC_TRY(store_lock(context->store, error));
-	LIC_TRY(audit_check_appendable(context->store->directory, error));
+	LIC_TRY(check_can_record(context, "tenant-add", name, now, error));
 	if (store_tenant_exists(context->store, name))
 		LIC_FAIL(error, LIC_STATE, "tenant %s already exists", name);
 	tenant = tenant_new(name, now);
@@ -198,7 +217,7 @@ lic_status admin_rekey(const struct admin_context *context, const char *name,
 	char detail[128];
 
 	LIC_TRY(store_lock(context->store, error));
-	LIC_TRY(audit_check_appendable(context->store->directory, error));
+	LIC_TRY(check_can_record(context, "rekey", name, now, error));
 	LIC_TRY(store_load_tenant(context->store, name, &tenant, error));
 	before = tenant->rollout;
 	settled = lifecycle_settle(tenant, now);
@@ -215,9 +234,11 @@ lic_status admin_rekey(const struct admin_context *context, const char *name,
 		LIC_TRY(record_settled(context, name, &before, now, error));
 	char duration[32];
 	snprintf(duration, sizeof duration, "%llds", (long long)tenant->rollout.duration_s);
-	snprintf(detail, sizeof detail, "%s, rollout %s from version %u%s",
-		 key_algorithm_name(request->algorithm), duration, tenant->rollout.from_version,
-		 request->pending ? ", pending" : "");
+	if (request->pending)
+		snprintf(detail, sizeof detail, "%s, pending", key_algorithm_name(request->algorithm));
+	else
+		snprintf(detail, sizeof detail, "%s, rollout %s from version %u",
+			 key_algorithm_name(request->algorithm), duration, tenant->rollout.from_version);
 	LIC_TRY(record(context, "rekey", name, number, request->compromised ? "compromised" : "routine",
 		       detail, now, error));
 	if (new_version != NULL)

@@ -465,6 +465,27 @@ static lic_status build_body(const struct audit_event *event, int64_t now, struc
 	return LIC_OK;
 }
 
+static lic_status check_event(const struct audit_event *event, int64_t now, struct text_builder *body,
+			      lic_error *error)
+{
+	lic_status status = LIC_OK;
+	LIC_TRY(check_event_field("actor", event->actor, true, error));
+	LIC_TRY(check_event_field("action", event->action, true, error));
+	LIC_TRY(check_event_field("tenant", event->tenant, false, error));
+	LIC_TRY(check_event_field("reason", event->reason, false, error));
+	LIC_TRY(check_event_field("detail", event->detail, false, error));
+	LIC_TRY(build_body(event, now, body, error));
+out:
+	return status;
+}
+
+lic_status audit_check_event(const struct audit_event *event, int64_t now, lic_error *error)
+{
+	char body_data[AUDIT_LINE_MAX - AUDIT_FRAME_MAX];
+	struct text_builder body = {body_data, sizeof body_data, 0, false};
+	return check_event(event, now, &body, error);
+}
+
 /* Opens audit.log for appending, creating it 0600 (whatever the umask) and
  * making its directory entry durable when it did not exist. */
 static lic_status open_log(const char *path, const char *store_dir, int *out, lic_error *error)
@@ -635,12 +656,7 @@ lic_status audit_append(const char *store_dir, const struct audit_event *event, 
 
 	if (store_dir == NULL || event == NULL)
 		LIC_FAIL(error, LIC_USAGE, "audit_append needs a store directory and an event");
-	LIC_TRY(check_event_field("actor", event->actor, true, error));
-	LIC_TRY(check_event_field("action", event->action, true, error));
-	LIC_TRY(check_event_field("tenant", event->tenant, false, error));
-	LIC_TRY(check_event_field("reason", event->reason, false, error));
-	LIC_TRY(check_event_field("detail", event->detail, false, error));
-	LIC_TRY(build_body(event, now, &body, error));
+	LIC_TRY(check_event(event, now, &body, error));
 	LIC_TRY(file_join(log_path, sizeof log_path, store_dir, AUDIT_LOG_NAME, error));
 	LIC_TRY(file_join(head_path, sizeof head_path, store_dir, AUDIT_HEAD_NAME, error));
 

@@ -29,6 +29,12 @@ struct audit_event {
 lic_status audit_append(const char *store_dir, const struct audit_event *event, int64_t now,
 			lic_error *error);
 
+/* Checks, without writing, that audit_append would accept this event at this
+ * time (fields valid UTF-8, the line within its size, the time within the
+ * years 1970 to 9999). Writers call it, with audit_check_appendable, before
+ * they change anything. */
+lic_status audit_check_event(const struct audit_event *event, int64_t now, lic_error *error);
+
 /* Checks, without writing, that audit_append would accept the log as it is
  * (its end agrees with audit.head). Writers call it under the lock before
  * they change anything, so a refused append never follows a committed change. */

@@ -58,6 +58,13 @@ lic_status file_sync_directory(const char *directory, lic_error *error)
 	return LIC_OK;
 }
 
+lic_status file_sync_parent(const char *path, lic_error *error)
+{
+	char directory[PATH_MAX];
+	directory_of(path, directory, sizeof directory);
+	return file_sync_directory(directory, error);
+}
+
 lic_status file_write_atomic(const char *path, const void *data, size_t length, mode_t mode, int flags,
 			     lic_error *error)
 {

@@ -34,6 +34,9 @@ lic_status file_read_all(const char *path, size_t max_length, char **out, size_t
 /* fsync of the directory holding `path` (the directory itself if it is one). */
 lic_status file_sync_directory(const char *directory, lic_error *error);
 
+/* fsync of the directory that holds `path`: makes a new entry in it durable. */
+lic_status file_sync_parent(const char *path, lic_error *error);
+
 /* Creates a directory with mode 0700 when it does not exist yet. */
 lic_status file_make_directory(const char *path, lic_error *error);
 

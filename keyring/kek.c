@@ -17,6 +17,7 @@
 #include <openssl/rand.h>
 
 #include "error.h"
+#include "file_io.h"
 #include "kek.h"
 #include "secure_memory.h"
 
@@ -83,6 +84,12 @@ lic_status kek_create_file(const char *path, struct kek **out, lic_error *error)
 		int saved = errno;
 		unlink(path);
 		LIC_FAIL(error, LIC_IO, "cannot write KEK file %s: %s", path, strerror(saved));
+	}
+	/* The KEK's directory entry must survive a power loss with the store. */
+	if (file_sync_parent(path, error) != LIC_OK) {
+		unlink(path);
+		status = LIC_IO;
+		goto out;
 	}
 	*out = kek;
 	kek = NULL;
@@ -183,7 +190,9 @@ void kek_check_value(const struct kek *kek, const char *store_id, uint8_t out[KE
 	memcpy(message, label, sizeof label - 1);
 	memcpy(message + sizeof label - 1, store_id, id_length);
 	unsigned int length = KEK_CHECK_LENGTH;
-	HMAC(EVP_sha256(), kek->key, KEK_LENGTH, message, sizeof label - 1 + id_length, out, &length);
+	if (HMAC(EVP_sha256(), kek->key, KEK_LENGTH, message, sizeof label - 1 + id_length, out, &length) ==
+	    NULL)
+		memset(out, 0, KEK_CHECK_LENGTH); /* matches no real check value: the KEK is refused */
 }
 
 int kek_matches(const struct kek *kek, const char *store_id, const uint8_t expected[KEK_CHECK_LENGTH])

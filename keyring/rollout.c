@@ -16,14 +16,27 @@
 uint32_t lic_rollout_bucket(const char *tenant, const char *client_id)
 {
 	uint8_t digest[SHA256_DIGEST_LENGTH];
-	EVP_MD_CTX *context = EVP_MD_CTX_new();
-	static const uint8_t separator = 0;
-	EVP_DigestInit_ex(context, EVP_sha256(), NULL);
-	EVP_DigestUpdate(context, tenant, strlen(tenant));
-	EVP_DigestUpdate(context, &separator, 1);
-	EVP_DigestUpdate(context, client_id, strlen(client_id));
-	EVP_DigestFinal_ex(context, digest, NULL);
-	EVP_MD_CTX_free(context);
+	/* One buffer and the one-shot SHA256(): nothing here can fail or allocate. */
+	uint8_t input[512];
+	size_t tenant_length = strlen(tenant), client_length = strlen(client_id);
+	if (tenant_length + 1 + client_length <= sizeof input) {
+		memcpy(input, tenant, tenant_length);
+		input[tenant_length] = 0;
+		memcpy(input + tenant_length + 1, client_id, client_length);
+		SHA256(input, tenant_length + 1 + client_length, digest);
+	} else {
+		/* Long ids: a streaming digest. Out of memory here (it allocates)
+		 * can only give bucket 0: the client is then in the first cohort. */
+		EVP_MD_CTX *context = EVP_MD_CTX_new();
+		static const uint8_t separator = 0;
+		if (context == NULL || EVP_DigestInit_ex(context, EVP_sha256(), NULL) != 1 ||
+		    EVP_DigestUpdate(context, tenant, tenant_length) != 1 ||
+		    EVP_DigestUpdate(context, &separator, 1) != 1 ||
+		    EVP_DigestUpdate(context, client_id, client_length) != 1 ||
+		    EVP_DigestFinal_ex(context, digest, NULL) != 1)
+			memset(digest, 0, sizeof digest);
+		EVP_MD_CTX_free(context);
+	}
 	uint64_t value = 0;
 	for (int i = 0; i < 8; i++)
 		value = value << 8 | digest[i];

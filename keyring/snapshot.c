@@ -135,7 +135,7 @@ static lic_status snapshot_build(lic_keyring *keyring, const struct keyring_snap
 	/* stat relative to tenants/, not by full path: a reload of a large store is
 	 * mostly these stats. */
 	tenants_fd = open(tenants_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (tenants_fd < 0)
+	if (tenants_fd < 0 && !(errno == ENOENT && count == 0)) /* a store of world.xml alone is empty */
 		LIC_FAIL(error, LIC_IO, "cannot open %s: %s", tenants_path, strerror(errno));
 	snapshot->generation = previous ? previous->generation + 1 : 1;
 	snapshot->slots = calloc(count ? count : 1, sizeof *snapshot->slots);

@@ -154,16 +154,18 @@ out:
 	return status;
 }
 
-static void new_store_id(char out[STORE_ID_LENGTH])
+static lic_status new_store_id(char out[STORE_ID_LENGTH], lic_error *error)
 {
 	uint8_t bytes[16];
-	RAND_bytes(bytes, sizeof bytes);
+	if (RAND_bytes(bytes, sizeof bytes) != 1)
+		return lic_error_set(error, LIC_INTERNAL, "random generator failed");
 	bytes[6] = (uint8_t)((bytes[6] & 0x0f) | 0x40); /* version 4 */
 	bytes[8] = (uint8_t)((bytes[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 	char hex[33];
 	hex_encode(bytes, sizeof bytes, hex);
 	snprintf(out, STORE_ID_LENGTH, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16,
 		 hex + 20);
+	return LIC_OK;
 }
 
 static lic_status derive_passphrase_kek(const struct world *world, const char *passphrase_file,
@@ -210,13 +212,16 @@ lic_status store_init(const struct store_options *options, struct store **out, l
 			LIC_FAIL(error, LIC_IO, "cannot create store directory %s: %s", options->directory,
 				 strerror(errno));
 		created_directory = true;
+		LIC_TRY(file_sync_parent(options->directory, error));
 	} else if (!S_ISDIR(info.st_mode)) {
 		LIC_FAIL(error, LIC_IO, "%s exists and is not a directory", options->directory);
+	} else if ((info.st_mode & 0777) != 0700 && chmod(options->directory, 0700) != 0) {
+		LIC_FAIL(error, LIC_IO, "cannot make %s 0700: %s", options->directory, strerror(errno));
 	}
 	store->directory = strdup(options->directory);
 	if (store->directory == NULL)
 		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
-	new_store_id(store->world.store_id);
+	LIC_TRY(new_store_id(store->world.store_id, error));
 	store->world.created_at = lic_clock_now(clock);
 
 	if (options->passphrase_file != NULL) {
@@ -246,9 +251,6 @@ lic_status store_init(const struct store_options *options, struct store **out, l
 
 	LIC_TRY(file_join(path, sizeof path, options->directory, "tenants", error));
 	LIC_TRY(file_make_directory(path, error));
-	/* The lock file exists from the start, so taking the lock never adds a file. */
-	LIC_TRY(file_join(path, sizeof path, options->directory, "lock", error));
-	LIC_TRY(file_write_atomic(path, "", 0, 0600, 0, error));
 	LIC_TRY(world_serialize(&store->world, &text, &text_length, error));
 	LIC_TRY(world_path(options->directory, path, sizeof path, error));
 	LIC_TRY(file_write_atomic(path, text, text_length, 0600, 0, error));
@@ -261,9 +263,7 @@ out:
 		if (created_kek)
 			unlink(kek_path);
 		if (created_directory) {
-			char tenants[PATH_MAX], lock[PATH_MAX];
-			if (file_join(lock, sizeof lock, options->directory, "lock", NULL) == LIC_OK)
-				unlink(lock);
+			char tenants[PATH_MAX];
 			if (file_join(tenants, sizeof tenants, options->directory, "tenants", NULL) == LIC_OK)
 				rmdir(tenants);
 			rmdir(options->directory);
@@ -343,20 +343,19 @@ void store_close(struct store *store)
 
 lic_status store_lock(struct store *store, lic_error *error)
 {
-	char path[PATH_MAX];
 	if (store->lock_fd >= 0)
 		return LIC_OK;
-	lic_status status = file_join(path, sizeof path, store->directory, "lock", error);
-	if (status != LIC_OK)
-		return status;
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	/* The lock is a flock on the store directory itself: taking it creates no
+	 * file, so a refused command leaves the store exactly as it was. */
+	int fd = open(store->directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
-		return lic_error_set(error, LIC_IO, "cannot open %s: %s", path, strerror(errno));
+		return lic_error_set(error, LIC_IO, "cannot open %s: %s", store->directory, strerror(errno));
 	while (flock(fd, LOCK_EX) != 0) {
 		if (errno != EINTR) {
 			int saved = errno;
 			close(fd);
-			return lic_error_set(error, LIC_IO, "cannot lock %s: %s", path, strerror(saved));
+			return lic_error_set(error, LIC_IO, "cannot lock %s: %s", store->directory,
+					     strerror(saved));
 		}
 	}
 	store->lock_fd = fd;
@@ -412,12 +411,30 @@ lic_status store_load_tenant(const struct store *store, const char *name, struct
 	return status;
 }
 
+/* A store may be only its world.xml (how a lost store is rebuilt, DESIGN.md
+ * §4): the first write creates tenants/, durably. */
+static lic_status ensure_tenants_directory(const struct store *store, lic_error *error)
+{
+	char path[PATH_MAX];
+	lic_status status = file_join(path, sizeof path, store->directory, "tenants", error);
+	if (status != LIC_OK)
+		return status;
+	if (mkdir(path, 0700) == 0)
+		return file_sync_directory(store->directory, error);
+	if (errno != EEXIST)
+		return lic_error_set(error, LIC_IO, "cannot create %s: %s", path, strerror(errno));
+	return LIC_OK;
+}
+
 lic_status store_save_tenant(const struct store *store, struct tenant *tenant, int flags, lic_error *error)
 {
 	char path[PATH_MAX];
 	char *text = NULL;
 	size_t length = 0;
 	lic_status status = store_tenant_path(store, tenant->name, path, sizeof path, error);
+	if (status != LIC_OK)
+		return status;
+	status = ensure_tenants_directory(store, error);
 	if (status != LIC_OK)
 		return status;
 	tenant->revision++;
@@ -444,6 +461,12 @@ lic_status store_list_tenants(const struct store *store, char ***names, size_t *
 	DIR *directory = NULL;
 	LIC_TRY(file_join(path, sizeof path, store->directory, "tenants", error));
 	directory = opendir(path);
+	if (directory == NULL && errno == ENOENT) {
+		/* A store that is only its world.xml: no tenants yet. */
+		*names = NULL;
+		*count = 0;
+		goto out;
+	}
 	if (directory == NULL)
 		LIC_FAIL(error, LIC_IO, "cannot read %s: %s", path, strerror(errno));
 	struct dirent *entry;

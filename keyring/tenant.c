@@ -57,6 +57,9 @@ void tenant_free(struct tenant *tenant)
 		return;
 	for (size_t i = 0; i < tenant->version_count; i++)
 		key_version_cleanup(&tenant->versions[i]);
+	for (size_t i = 0; i < tenant->super_user_count; i++)
+		free(tenant->super_users[i]);
+	free(tenant->super_users);
 	free(tenant->versions);
 	free(tenant->key_id_slots);
 	free(tenant->name);
@@ -134,6 +137,43 @@ lic_status tenant_append_version(struct tenant *tenant, const struct key_version
 		return status;
 	}
 	return LIC_OK;
+}
+
+lic_status tenant_add_super_user(struct tenant *tenant, const char *address, lic_error *error)
+{
+	size_t length = strlen(address);
+	if (length == 0 || length > TENANT_SUPER_USER_LENGTH_MAX)
+		return lic_error_set(error, LIC_USAGE, "bad super-user address");
+	for (size_t i = 0; i < tenant->super_user_count; i++)
+		if (strcmp(tenant->super_users[i], address) == 0)
+			return lic_error_set(error, LIC_STATE, "%s is already a super-user of %s", address,
+					     tenant->name);
+	if (tenant->super_user_count == TENANT_SUPER_USERS_MAX)
+		return lic_error_set(error, LIC_TOO_LARGE, "tenant %s already has %d super-users",
+				     tenant->name, TENANT_SUPER_USERS_MAX);
+	char **grown = realloc(tenant->super_users, (tenant->super_user_count + 1) * sizeof *grown);
+	if (grown == NULL)
+		return lic_error_set(error, LIC_INTERNAL, "out of memory");
+	tenant->super_users = grown;
+	grown[tenant->super_user_count] = strdup(address);
+	if (grown[tenant->super_user_count] == NULL)
+		return lic_error_set(error, LIC_INTERNAL, "out of memory");
+	tenant->super_user_count++;
+	return LIC_OK;
+}
+
+lic_status tenant_remove_super_user(struct tenant *tenant, const char *address, lic_error *error)
+{
+	for (size_t i = 0; i < tenant->super_user_count; i++) {
+		if (strcmp(tenant->super_users[i], address) != 0)
+			continue;
+		free(tenant->super_users[i]);
+		memmove(&tenant->super_users[i], &tenant->super_users[i + 1],
+			(tenant->super_user_count - i - 1) * sizeof *tenant->super_users);
+		tenant->super_user_count--;
+		return LIC_OK;
+	}
+	return lic_error_set(error, LIC_STATE, "%s is not a super-user of %s", address, tenant->name);
 }
 
 struct key_version *tenant_version(const struct tenant *tenant, uint32_t number)

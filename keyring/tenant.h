@@ -79,6 +79,9 @@ struct tenant {
 	size_t version_count;
 	size_t version_capacity;
 	struct tenant_rollout rollout;
+	/* Addresses (lowercase) that get every right on every PL of the tenant. */
+	char **super_users;
+	size_t super_user_count;
 	/* Open-addressing index of key ids, the key id inline so that a probe
 	 * compares without leaving the index; version_index 0 = empty slot. */
 	struct key_id_slot *key_id_slots;
@@ -101,6 +104,14 @@ lic_status tenant_append_version(struct tenant *tenant, const struct key_version
 lic_status tenant_push_version(struct tenant *tenant, const struct key_version *version, lic_error *error);
 /* Rebuilds the key id index (after loading). LIC_MALFORMED on a duplicate key id. */
 lic_status tenant_index_key_ids(struct tenant *tenant, lic_error *error);
+
+#define TENANT_SUPER_USERS_MAX 64
+#define TENANT_SUPER_USER_LENGTH_MAX 320
+
+/* Adds or removes a super-user address (already normalized by the caller).
+ * Adding one that is there, or removing one that is not, is LIC_STATE. */
+lic_status tenant_add_super_user(struct tenant *tenant, const char *address, lic_error *error);
+lic_status tenant_remove_super_user(struct tenant *tenant, const char *address, lic_error *error);
 
 /* Version by number, NULL if absent. */
 struct key_version *tenant_version(const struct tenant *tenant, uint32_t number);

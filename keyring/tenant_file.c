@@ -232,7 +232,18 @@ lic_status tenant_file_parse(const char *data, size_t length, const char *expect
 	for (xmlNodePtr child = root->children; child != NULL; child = child->next) {
 		if (child->type != XML_ELEMENT_NODE)
 			continue;
-		if (strcmp((const char *)child->name, "Version") == 0) {
+		if (strcmp((const char *)child->name, "SuperUser") == 0) {
+			if (tenant->version_count > 0 || rollout != NULL)
+				LIC_FAIL(error, LIC_MALFORMED,
+					 "tenant %s: SuperUser must come before Version", tenant->name);
+			char *address = NULL;
+			LIC_TRY(xml_text(child, &address, error));
+			status = tenant_add_super_user(tenant, address, error);
+			xmlFree(address);
+			if (status != LIC_OK)
+				LIC_FAIL(error, LIC_MALFORMED, "tenant %s: bad or repeated SuperUser",
+					 tenant->name);
+		} else if (strcmp((const char *)child->name, "Version") == 0) {
 			if (rollout != NULL)
 				LIC_FAIL(error, LIC_MALFORMED, "tenant %s: Rollout must follow every Version",
 					 tenant->name);
@@ -279,6 +290,8 @@ lic_status tenant_file_serialize(const struct tenant *tenant, char **out, size_t
 	LIC_TRY(xml_set_attribute(root, "Disabled", tenant->disabled ? "true" : "false", error));
 	LIC_TRY(xml_set_attribute_time(root, "CreatedAt", tenant->created_at, error));
 	LIC_TRY(xml_set_attribute_u64(root, "Revision", tenant->revision, error));
+	for (size_t i = 0; i < tenant->super_user_count; i++)
+		LIC_TRY(xml_add_text_child(root, "SuperUser", tenant->super_users[i], NULL, error));
 	for (size_t i = 0; i < tenant->version_count; i++) {
 		const struct key_version *version = &tenant->versions[i];
 		xmlNodePtr node = xmlNewChild(root, root->ns, (const xmlChar *)"Version", NULL);

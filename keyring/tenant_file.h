@@ -3,6 +3,7 @@
  *
  *   <Tenant xmlns="urn:licensor:v1" Format="1" Name="contoso" Disabled="false"
  *           CreatedAt="…" Revision="7">
+ *     <SuperUser>admin@contoso.com</SuperUser>            (zero or more, first)
  *     <Version Number="1" KeyId="…" Algorithm="rsa-2048" Origin="managed"
  *              State="active" StateBeforeRevoke="active" Compromised="false"
  *              CreatedAt="…" ActivatedAt="…" …>

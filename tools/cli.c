@@ -13,10 +13,10 @@
 #include "keyring/utc_time.h"
 
 static const struct cli_option_spec common_options[] = {
-    {"store", true},
-    {"kek-file", true},
-    {"passphrase-file", true},
-    {NULL, false},
+    {"store", true, false},
+    {"kek-file", true, false},
+    {"passphrase-file", true, false},
+    {NULL, false, false},
 };
 
 static const struct cli_option_spec *find_spec(const struct cli_option_spec *specs, const char *name)
@@ -72,7 +72,7 @@ lic_status cli_parse(int argc, char **argv, const char *command, const struct cl
 				return lic_error_set(error, LIC_USAGE, "%s: option --%s takes no value",
 						     command, name);
 			}
-			if (cli_option(args, spec->name) != NULL)
+			if (!spec->repeatable && cli_option(args, spec->name) != NULL)
 				return lic_error_set(error, LIC_USAGE, "%s: option --%s given twice", command,
 						     name);
 			if (args->option_count == CLI_MAX_OPTIONS)
@@ -95,6 +95,15 @@ const char *cli_option(const struct cli_args *args, const char *name)
 		if (strcmp(args->names[i], name) == 0)
 			return args->values[i];
 	return NULL;
+}
+
+size_t cli_option_values(const struct cli_args *args, const char *name, const char **out, size_t max)
+{
+	size_t count = 0;
+	for (size_t i = 0; i < args->option_count && count < max; i++)
+		if (strcmp(args->names[i], name) == 0)
+			out[count++] = args->values[i];
+	return count;
 }
 
 bool cli_flag(const struct cli_args *args, const char *name)
@@ -130,7 +139,7 @@ const char *cli_store_directory(const struct cli_args *args)
 	const char *directory = cli_option(args, "store");
 	if (directory == NULL)
 		directory = getenv("LICENSOR_STORE");
-	if (directory == NULL || directory[0] == '\0')
+	if (directory == NULL)
 		directory = "./var/licensor";
 	return directory;
 }
@@ -139,6 +148,10 @@ lic_status cli_store_options(const struct cli_args *args, struct store_options *
 {
 	memset(options, 0, sizeof *options);
 	options->directory = cli_store_directory(args);
+	/* An empty --store (an unset variable in a script) must not mean the default store. */
+	if (options->directory[0] == '\0')
+		return lic_error_set(error, LIC_USAGE,
+				     "the store directory is empty (--store or LICENSOR_STORE)");
 	options->kek_file = cli_option(args, "kek-file");
 	if (options->kek_file == NULL)
 		options->kek_file = getenv("LICENSOR_KEK_FILE");
@@ -204,6 +217,21 @@ const char *cli_actor(void)
 		actor = getenv("SUDO_USER");
 	if (actor != NULL && actor[0] != '\0') {
 		snprintf(name, sizeof name, "%s", actor);
+		/* Cut on a UTF-8 character boundary, not inside a character. */
+		size_t length = strlen(name);
+		size_t start = length;
+		while (start > 0 && ((unsigned char)name[start - 1] & 0xC0) == 0x80)
+			start--;
+		if (start > 0) {
+			unsigned char lead = (unsigned char)name[start - 1];
+			size_t expected = lead < 0x80    ? 1
+					  : lead >= 0xF0 ? 4
+					  : lead >= 0xE0 ? 3
+					  : lead >= 0xC0 ? 2
+							 : 1;
+			if (length - (start - 1) < expected)
+				name[start - 1] = '\0';
+		}
 		return name;
 	}
 	struct passwd *entry = getpwuid(geteuid());

@@ -17,11 +17,12 @@
 #include "licensor.h"
 
 #define CLI_MAX_POSITIONALS 16
-#define CLI_MAX_OPTIONS 24
+#define CLI_MAX_OPTIONS 160
 
 struct cli_option_spec {
 	const char *name; /* without the leading dashes */
 	bool takes_value;
+	bool repeatable; /* may be given more than once (cli_option_values) */
 };
 
 struct cli_args {
@@ -39,6 +40,8 @@ lic_status cli_parse(int argc, char **argv, const char *command, const struct cl
 		     struct cli_args *args, lic_error *error);
 const char *cli_option(const struct cli_args *args, const char *name); /* NULL when absent */
 bool cli_flag(const struct cli_args *args, const char *name);
+/* Every value of a repeatable option, in order; returns how many (≤ max). */
+size_t cli_option_values(const struct cli_args *args, const char *name, const char **out, size_t max);
 lic_status cli_expect_positionals(const struct cli_args *args, size_t count, const char *usage,
 				  lic_error *error);
 lic_status cli_version_number(const struct cli_args *args, uint32_t *out, lic_error *error);
@@ -71,5 +74,10 @@ int command_rekey(int argc, char **argv);
 int command_rollout(int argc, char **argv);
 int command_lifecycle(int argc, char **argv); /* revoke, reinstate, destroy, activate */
 int command_audit(int argc, char **argv);
+int command_certify(int argc, char **argv);
+int command_publish(int argc, char **argv);
+int command_acquire(int argc, char **argv);
+int command_open(int argc, char **argv);
+int command_bench(int argc, char **argv);
 
 #endif

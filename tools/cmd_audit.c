@@ -9,7 +9,7 @@
 #include "keyring/audit.h"
 #include "keyring/error.h"
 
-static const struct cli_option_spec audit_options[] = {{NULL, false}};
+static const struct cli_option_spec audit_options[] = {{NULL, false, false}};
 
 int command_audit(int argc, char **argv)
 {

@@ -8,25 +8,47 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "keyring/audit.h"
 #include "keyring/error.h"
+#include "keyring/file_io.h"
 
-static const struct cli_option_spec init_options[] = {{NULL, false}};
+static const struct cli_option_spec init_options[] = {{NULL, false, false}};
 
-static lic_status make_parents(const char *directory, lic_error *error)
+/* Creates the missing parents of the store directory (0700), durably, and
+ * remembers them so that a failed init can remove what it made. */
+struct created_parents {
+	char paths[16][PATH_MAX];
+	size_t count;
+};
+
+static lic_status make_parents(const char *directory, struct created_parents *created, lic_error *error)
 {
 	char path[PATH_MAX];
 	if (snprintf(path, sizeof path, "%s", directory) >= (int)sizeof path)
 		return lic_error_set(error, LIC_TOO_LARGE, "store path too long");
 	for (char *slash = strchr(path + 1, '/'); slash != NULL; slash = strchr(slash + 1, '/')) {
 		*slash = '\0';
-		if (mkdir(path, 0700) != 0 && errno != EEXIST)
+		if (mkdir(path, 0700) == 0) {
+			lic_status status = file_sync_parent(path, error);
+			if (status != LIC_OK)
+				return status;
+			if (created->count < sizeof created->paths / sizeof created->paths[0])
+				snprintf(created->paths[created->count++], PATH_MAX, "%s", path);
+		} else if (errno != EEXIST) {
 			return lic_error_set(error, LIC_IO, "cannot create %s: %s", path, strerror(errno));
+		}
 		*slash = '/';
 	}
 	return LIC_OK;
+}
+
+static void remove_parents(const struct created_parents *created)
+{
+	for (size_t i = created->count; i > 0; i--)
+		rmdir(created->paths[i - 1]);
 }
 
 int command_init(int argc, char **argv)
@@ -46,16 +68,27 @@ int command_init(int argc, char **argv)
 	}
 	if (cli_expect_positionals(&args, 0, "init --store DIR [--kek-file F | --passphrase-file F]",
 				   &error) != LIC_OK ||
-	    cli_store_options(&args, &options, &error) != LIC_OK ||
-	    make_parents(options.directory, &error) != LIC_OK ||
-	    store_init(&options, &store, &error) != LIC_OK)
+	    cli_store_options(&args, &options, &error) != LIC_OK)
 		return cli_fail(&error);
+	/* The audit line must be writable before anything is created. */
+	int64_t now = lic_clock_now(cli_clock());
 	struct audit_event event = {
-	    .actor = cli_actor(), .action = "store-init", .detail = store->world.store_id};
-	if (audit_append(store->directory, &event, lic_clock_now(cli_clock()), &error) != LIC_OK) {
+	    .actor = cli_actor(), .action = "store-init", .detail = "00000000-0000-0000-0000-000000000000"};
+	if (audit_check_event(&event, now, &error) != LIC_OK)
+		return cli_fail(&error);
+	struct created_parents created = {.count = 0};
+	if (make_parents(options.directory, &created, &error) != LIC_OK ||
+	    store_init(&options, &store, &error) != LIC_OK) {
+		remove_parents(&created);
+		return cli_fail(&error);
+	}
+	event.detail = store->world.store_id;
+	if (store_lock(store, &error) != LIC_OK ||
+	    audit_append(store->directory, &event, now, &error) != LIC_OK) {
 		store_close(store);
 		return cli_fail(&error);
 	}
+	store_unlock(store);
 	printf("initialised store %s\n", store->directory);
 	printf("  store id  %s\n", store->world.store_id);
 	if (store->world.kek_source == KEK_SOURCE_FILE)

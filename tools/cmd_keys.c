@@ -13,9 +13,9 @@
 #include "keyring/utc_time.h"
 
 static const struct cli_option_spec keys_options[] = {
-    {"json", false},
-    {"version", true},
-    {NULL, false},
+    {"json", false, false},
+    {"version", true, false},
+    {NULL, false, false},
 };
 
 static const char keys_usage[] = "keys list T [--json] | keys pubkey T --version N";
@@ -117,12 +117,16 @@ int command_keys(int argc, char **argv)
 	struct store *store = NULL;
 	if (cli_parse(argc, argv, "keys", keys_options, &args, &error) != LIC_OK)
 		return cli_fail(&error);
-	if (args.help || args.positional_count == 0) {
+	if (!args.help && args.positional_count == 0) {
+		lic_error_set(&error, LIC_USAGE, "usage: licensor %s", keys_usage);
+		return cli_fail(&error);
+	}
+	if (args.help) {
 		printf("usage: licensor %s\n"
 		       "  list T      every version of T: key id, algorithm, origin, state, flags\n"
 		       "  pubkey T    the public key (PEM SubjectPublicKeyInfo) of version N\n",
 		       keys_usage);
-		return args.help ? 0 : 2;
+		return 0;
 	}
 	const char *verb = args.positionals[0];
 	bool list = strcmp(verb, "list") == 0, pubkey = strcmp(verb, "pubkey") == 0;
@@ -145,8 +149,8 @@ int command_keys(int argc, char **argv)
 }
 
 static const struct cli_option_spec rollout_options[] = {
-    {"json", false},
-    {NULL, false},
+    {"json", false, false},
+    {NULL, false, false},
 };
 
 static const char *const outcome_names[] = {"none", "running", "completed", "aborted", "superseded"};

@@ -14,8 +14,8 @@
 #define DEFAULT_ROLLOUT_SECONDS (7 * 86400)
 
 static const struct cli_option_spec rekey_options[] = {
-    {"algorithm", true}, {"rollout", true},  {"immediate", false},
-    {"reason", true},    {"pending", false}, {NULL, false},
+    {"algorithm", true, false}, {"rollout", true, false},  {"immediate", false, false},
+    {"reason", true, false},    {"pending", false, false}, {NULL, false, false},
 };
 
 static const char rekey_usage[] =
@@ -119,9 +119,9 @@ int command_rekey(int argc, char **argv)
 }
 
 static const struct cli_option_spec lifecycle_options[] = {
-    {"version", true},
-    {"yes", false},
-    {NULL, false},
+    {"version", true, false},
+    {"yes", false, false},
+    {NULL, false, false},
 };
 
 int command_lifecycle(int argc, char **argv)

@@ -9,9 +9,9 @@
 #include "keyring/error.h"
 
 static const struct cli_option_spec tenant_options[] = {
-    {"algorithm", true},
-    {"json", false},
-    {NULL, false},
+    {"algorithm", true, false},
+    {"json", false, false},
+    {NULL, false, false},
 };
 
 static const char tenant_usage[] = "tenant add T [--algorithm A] | disable T | enable T | list [--json]";
@@ -31,6 +31,7 @@ static int tenant_list(struct store *store, bool json)
 	else
 		printf("%-32s %-9s %8s %7s\n", "TENANT", "STATUS", "VERSIONS", "SIGNING");
 	int exit_status = 0;
+	size_t printed = 0;
 	for (size_t i = 0; i < count; i++) {
 		struct tenant *tenant = NULL;
 		if (admin_load_tenant(&context, names[i], &tenant, &error) != LIC_OK) {
@@ -39,7 +40,7 @@ static int tenant_list(struct store *store, bool json)
 		}
 		const struct key_version *signing = tenant_signing_version(tenant, now);
 		if (json) {
-			printf("%s{\"tenant\":", i ? "," : "");
+			printf("%s{\"tenant\":", printed++ ? "," : "");
 			json_string(stdout, tenant->name);
 			printf(",\"disabled\":%s,\"versions\":%zu,\"signing_version\":",
 			       tenant->disabled ? "true" : "false", tenant->version_count);
@@ -73,7 +74,11 @@ int command_tenant(int argc, char **argv)
 	int exit_status = 0;
 	if (cli_parse(argc, argv, "tenant", tenant_options, &args, &error) != LIC_OK)
 		return cli_fail(&error);
-	if (args.help || args.positional_count == 0) {
+	if (!args.help && args.positional_count == 0) {
+		lic_error_set(&error, LIC_USAGE, "usage: licensor %s", tenant_usage);
+		return cli_fail(&error);
+	}
+	if (args.help) {
 		printf("usage: licensor %s\n"
 		       "  add T       create tenant T with version 1 active (default rsa-2048)\n"
 		       "  disable T   the tenant unsubscribed: every issuance and key change is refused\n"
@@ -81,7 +86,7 @@ int command_tenant(int argc, char **argv)
 		       "  enable T    undo disable\n"
 		       "  list        every tenant, its status and signing version\n",
 		       tenant_usage);
-		return args.help ? 0 : 2;
+		return 0;
 	}
 	const char *verb = args.positionals[0];
 	bool is_list = strcmp(verb, "list") == 0;

@@ -36,17 +36,21 @@ static const struct command commands[] = {
     {"init", command_init},           {"tenant", command_tenant},     {"keys", command_keys},
     {"rekey", command_rekey},         {"rollout", command_rollout},   {"revoke", command_lifecycle},
     {"reinstate", command_lifecycle}, {"destroy", command_lifecycle}, {"activate", command_lifecycle},
-    {"audit", command_audit},
+    {"audit", command_audit},         {"certify", command_certify},   {"publish", command_publish},
+    {"acquire", command_acquire},     {"open", command_open},
 };
 
 int main(int argc, char **argv)
 {
 	/* Keys are decrypted in this process: keep them out of core dumps. */
 	lic_process_harden();
-	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
-		fputs(usage_text, argc < 2 ? stderr : stdout);
-		return argc < 2 ? 2 : 0;
+	if (argc < 2) {
+		fputs("licensor: USAGE: no command given (see licensor --help)\n", stderr);
+		return 2;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+		fputs(usage_text, stdout);
+		return 0;
 	}
 	if (strcmp(argv[1], "--version") == 0) {
 		printf("licensor %s\n", LIC_VERSION_STRING);
