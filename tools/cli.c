@@ -222,7 +222,7 @@ const char *cli_actor(void)
 		size_t start = length;
 		while (start > 0 && ((unsigned char)name[start - 1] & 0xC0) == 0x80)
 			start--;
-		if (start > 0) {
+		if (strlen(actor) > length && start > 0) {
 			unsigned char lead = (unsigned char)name[start - 1];
 			size_t expected = lead < 0x80    ? 1
 					  : lead >= 0xF0 ? 4

@@ -296,4 +296,28 @@ check_eq "no PEM private key in any output" "" "$(grep -F 'PRIVATE KEY' "$E2E_AL
 { cat "$E2E_TMP/audit-logs"; head -1 "$SECRETS.sorted"; } >"$E2E_TMP/audit-logs.leaky"
 check_eq "the leak detector finds a planted secret" false "$([[ -z $(leaks "$E2E_TMP/audit-logs.leaky") ]] && echo true || echo false)"
 
+# ---- review fixes: each of these changed the store before it was fixed ----
+export LICENSOR_STORE="$E2E_TMP/review"
+check "init a store for the review cases" lic init
+check "tenant add acme" lic tenant add acme
+snapshot_store "$LICENSOR_STORE"
+LICENSOR_ACTOR=$'\xff' expect_fail MALFORMED "an actor that is not UTF-8 is refused before the change" \
+	lic rekey acme --immediate
+assert_store_unchanged "a refused audit line leaves the keyring as it was"
+LICENSOR_TEST_NOW=-100 expect_fail MALFORMED "a clock before 1970 is refused before the change" \
+	lic rekey acme --immediate
+assert_store_unchanged "a refused clock leaves the keyring as it was"
+LICENSOR_ACTOR="$(printf 'a%.0s' $(seq 1 126))é" check "a long actor is cut on a character boundary" \
+	lic revoke acme --version 1 --yes
+check "audit verify after the long actor" lic audit verify
+expect_fail USAGE "an empty --store is refused, not taken as the default store" lic keys list acme --store ""
+# A store that is only its world.xml is an empty store of the same world.
+mkdir -m 700 "$E2E_TMP/rebuilt"
+cp "$LICENSOR_STORE/world.xml" "$E2E_TMP/rebuilt/"
+check "a world.xml alone lists no tenants" lic tenant list --store "$E2E_TMP/rebuilt" \
+	--kek-file "$LICENSOR_STORE.kek"
+check "and takes a new tenant" lic tenant add beta --store "$E2E_TMP/rebuilt" --kek-file "$LICENSOR_STORE.kek"
+check_mode "its tenants/ is created 0700" 700 "$E2E_TMP/rebuilt/tenants"
+check "no lock file is left in a store" test ! -e "$LICENSOR_STORE/lock"
+
 finish
