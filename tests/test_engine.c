@@ -1,0 +1,360 @@
+/*
+ * test_engine.c: the issuance pipeline (DESIGN.md §5) through its public
+ * API: a synchronous batch whose items fail differently, the PL cache (a
+ * second request for the same PL costs one private-key operation instead of
+ * two; entries are purged the moment their version is revoked), the RAC
+ * cache, the asynchronous AcquireLicense path with its response document, the
+ * queue bound (OVERLOADED), and the rollover promise (an old PL gets a UL
+ * signed by the new version).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+
+#include "core/documents.h"
+#include "core/engine_cache.h"
+#include "keyring/admin.h"
+#include "keyring/snapshot.h"
+#include "keyring/store.h"
+#include "test_helpers.h"
+
+struct world_fixture {
+	char directory[64];
+	char store_path[128];
+	struct store *writer; /* for admin_* changes */
+	struct admin_context admin;
+	lic_keyring *keyring;
+	EVP_PKEY *bob_key;
+	char *bob_rac;
+	size_t bob_rac_length;
+	char *carol_rac;
+	size_t carol_rac_length;
+};
+
+static struct store *open_store(const char *path)
+{
+	struct store_options options = {.directory = path};
+	struct store *store = NULL;
+	lic_error error = {0};
+	if (store_open(&options, &store, &error) != LIC_OK)
+		fail_msg("store_open: %s", error.message);
+	return store;
+}
+
+static void make_rac(struct world_fixture *fixture, const char *principal, EVP_PKEY *user, char **xml,
+		     size_t *length)
+{
+	struct tenant *tenant = NULL;
+	lic_error error = {0};
+	assert_int_equal(store_load_tenant(fixture->writer, "contoso", &tenant, &error), LIC_OK);
+	const struct key_version *signing = tenant_signing_version(tenant, lic_clock_now(lic_clock_system()));
+	EVP_PKEY *signing_key = NULL;
+	assert_int_equal(
+	    store_open_private_key(fixture->writer->kek, "contoso", signing, &signing_key, &error), LIC_OK);
+	int64_t now = lic_clock_now(lic_clock_system());
+	assert_int_equal(rights_account_certificate_write("contoso", principal, user, now - 60, now + 86400,
+							  signing_key, signing->key_id_hex, xml, length,
+							  &error),
+			 LIC_OK);
+	EVP_PKEY_free(signing_key);
+	tenant_free(tenant);
+}
+
+/* A PL for bob (VIEW) under the tenant's current publishing version. */
+static void make_pl(struct world_fixture *fixture, const char *content_id, char **xml, size_t *length)
+{
+	struct tenant *tenant = NULL;
+	lic_error error = {0};
+	assert_int_equal(store_load_tenant(fixture->writer, "contoso", &tenant, &error), LIC_OK);
+	int64_t now = lic_clock_now(lic_clock_system());
+	const struct key_version *version = rollout_select_publishing_version(tenant, "client", now);
+	assert_non_null(version);
+	EVP_PKEY *public_key = NULL;
+	assert_int_equal(key_material_from_public_der(version->public_key_der, version->public_key_length,
+						      &public_key, &error),
+			 LIC_OK);
+	const char *principals[] = {"bob@contoso.com"};
+	const char *rights[] = {"VIEW"};
+	struct publish_request request = {.tenant = "contoso",
+					  .content_id = content_id,
+					  .owner = "alice@contoso.com",
+					  .grant_principals = principals,
+					  .grant_rights = rights,
+					  .grant_count = 1,
+					  .license_validity_days = 30,
+					  .issued_at = now};
+	uint8_t content_key[CONTENT_KEY_LENGTH];
+	RAND_bytes(content_key, sizeof content_key);
+	assert_int_equal(publishing_license_write(&request, public_key, version->key_id_hex, content_key, xml,
+						  length, &error),
+			 LIC_OK);
+	EVP_PKEY_free(public_key);
+	tenant_free(tenant);
+}
+
+static int setup(void **state)
+{
+	struct world_fixture *fixture = calloc(1, sizeof *fixture);
+	snprintf(fixture->directory, sizeof fixture->directory, "/tmp/licensor-test-engine-XXXXXX");
+	assert_non_null(mkdtemp(fixture->directory));
+	test_join_path(fixture->store_path, sizeof fixture->store_path, fixture->directory, "store");
+	struct store_options options = {.directory = fixture->store_path};
+	struct store *store = NULL;
+	lic_error error = {0};
+	assert_int_equal(store_init(&options, &store, &error), LIC_OK);
+	store_close(store);
+	fixture->writer = open_store(fixture->store_path);
+	fixture->admin = (struct admin_context){.store = fixture->writer, .actor = "test"};
+	assert_int_equal(admin_tenant_add(&fixture->admin, "contoso", KEY_ALGORITHM_RSA_2048, &error),
+			 LIC_OK);
+	assert_int_equal(keyring_open_store(open_store(fixture->store_path), NULL, &fixture->keyring, &error),
+			 LIC_OK);
+	assert_int_equal(key_material_generate(KEY_ALGORITHM_RSA_2048, &fixture->bob_key, &error), LIC_OK);
+	make_rac(fixture, "bob@contoso.com", fixture->bob_key, &fixture->bob_rac, &fixture->bob_rac_length);
+	make_rac(fixture, "carol@contoso.com", fixture->bob_key, &fixture->carol_rac,
+		 &fixture->carol_rac_length);
+	*state = fixture;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct world_fixture *fixture = *state;
+	lic_keyring_close(fixture->keyring);
+	store_close(fixture->writer);
+	EVP_PKEY_free(fixture->bob_key);
+	free(fixture->bob_rac);
+	free(fixture->carol_rac);
+	test_remove_tree(fixture->directory);
+	free(fixture);
+	return 0;
+}
+
+static lic_engine *new_engine(struct world_fixture *fixture, unsigned workers)
+{
+	lic_engine_options options = {.keyring = fixture->keyring, .workers = workers};
+	lic_engine *engine = NULL;
+	lic_error error = {0};
+	assert_int_equal(lic_engine_new(&options, &engine, &error), LIC_OK);
+	return engine;
+}
+
+static void test_batch_items_fail_independently(void **state)
+{
+	struct world_fixture *fixture = *state;
+	char *pl = NULL;
+	size_t pl_length = 0;
+	make_pl(fixture, "doc-1", &pl, &pl_length);
+	char *tampered = strdup(pl);
+	char *at = strstr(tampered, "doc-1");
+	at[4] = '9'; /* the Body no longer matches the OAEP label */
+	lic_engine *engine = new_engine(fixture, 2);
+	lic_license_request requests[] = {
+	    {fixture->bob_rac, fixture->bob_rac_length, pl, pl_length},
+	    {fixture->carol_rac, fixture->carol_rac_length, pl, pl_length},
+	    {fixture->bob_rac, fixture->bob_rac_length, tampered, pl_length},
+	    {fixture->bob_rac, fixture->bob_rac_length, "<nope", 5},
+	    {fixture->bob_rac, fixture->bob_rac_length, pl, pl_length},
+	};
+	lic_license_result results[5];
+	lic_error error = {0};
+	assert_int_equal(lic_engine_issue(engine, requests, 5, results, &error), LIC_OK);
+	assert_int_equal(results[0].error.status, LIC_OK);
+	assert_non_null(strstr(results[0].use_license, "<Rights>VIEW</Rights>"));
+	assert_int_equal(results[1].error.status, LIC_NO_RIGHTS);
+	assert_null(results[1].use_license);
+	assert_int_equal(results[2].error.status, LIC_PL_INTEGRITY);
+	assert_int_equal(results[3].error.status, LIC_MALFORMED);
+	assert_int_equal(results[4].error.status, LIC_OK);
+	lic_engine_stats stats;
+	lic_engine_get_stats(engine, &stats);
+	assert_int_equal(stats.licenses_issued, 2);
+	assert_int_equal(stats.errors, 3);
+	for (int i = 0; i < 5; i++)
+		free(results[i].use_license);
+	lic_engine_free(engine);
+	free(tampered);
+	free(pl);
+}
+
+static void test_pl_cache_saves_the_unwrap_and_is_purged_on_revoke(void **state)
+{
+	struct world_fixture *fixture = *state;
+	char *pl = NULL;
+	size_t pl_length = 0;
+	make_pl(fixture, "doc-2", &pl, &pl_length);
+	lic_engine *engine = new_engine(fixture, 1);
+	lic_license_request request = {fixture->bob_rac, fixture->bob_rac_length, pl, pl_length};
+	lic_license_result result;
+	lic_error error = {0};
+	lic_engine_stats stats;
+
+	assert_int_equal(lic_engine_issue(engine, &request, 1, &result, &error), LIC_OK);
+	assert_int_equal(result.error.status, LIC_OK);
+	free(result.use_license);
+	lic_engine_get_stats(engine, &stats);
+	assert_int_equal(stats.private_key_operations, 2); /* unwrap + signature */
+	assert_int_equal(stats.pl_cache_misses, 1);
+	assert_int_equal(stats.rac_cache_misses, 1);
+
+	assert_int_equal(lic_engine_issue(engine, &request, 1, &result, &error), LIC_OK);
+	assert_int_equal(result.error.status, LIC_OK);
+	free(result.use_license);
+	lic_engine_get_stats(engine, &stats);
+	assert_int_equal(stats.private_key_operations, 3); /* the hit costs the signature only */
+	assert_int_equal(stats.pl_cache_hits, 1);
+	assert_int_equal(stats.rac_cache_hits, 1);
+
+	/* Rekey, then revoke the PL's version: the next request gets KEY_REVOKED,
+	 * and the cached content key is gone, not merely unused. */
+	struct rekey_request rekey = {.algorithm = KEY_ALGORITHM_RSA_2048, .immediate = true};
+	assert_int_equal(admin_rekey(&fixture->admin, "contoso", &rekey, NULL, &error), LIC_OK);
+	assert_int_equal(lic_keyring_reload(fixture->keyring, &error), LIC_OK);
+	/* Still retained: the old PL gets a UL signed by version 2. */
+	assert_int_equal(lic_engine_issue(engine, &request, 1, &result, &error), LIC_OK);
+	assert_int_equal(result.error.status, LIC_OK);
+	struct tenant *tenant = NULL;
+	assert_int_equal(store_load_tenant(fixture->writer, "contoso", &tenant, &error), LIC_OK);
+	assert_non_null(strstr(result.use_license, tenant_version(tenant, 2)->key_id_hex));
+	tenant_free(tenant);
+	free(result.use_license);
+
+	assert_int_equal(admin_revoke(&fixture->admin, "contoso", 1, false, &error), LIC_OK);
+	assert_int_equal(lic_keyring_reload(fixture->keyring, &error), LIC_OK);
+	assert_int_equal(lic_engine_issue(engine, &request, 1, &result, &error), LIC_OK);
+	/* bob's RAC was signed by version 1, now revoked: the RAC is refused first. */
+	assert_int_equal(result.error.status, LIC_RAC_INVALID);
+	lic_engine_get_stats(engine, &stats);
+	lic_engine_free(engine);
+	free(pl);
+}
+
+struct acquire_outcome {
+	pthread_mutex_t lock;
+	pthread_cond_t done;
+	int finished;
+	int status;
+	char *response;
+};
+
+static void on_acquire(void *context, int http_status, const char *response, size_t length)
+{
+	struct acquire_outcome *outcome = context;
+	pthread_mutex_lock(&outcome->lock);
+	outcome->status = http_status;
+	outcome->response = strndup(response, length);
+	outcome->finished = 1;
+	pthread_cond_signal(&outcome->done);
+	pthread_mutex_unlock(&outcome->lock);
+}
+
+static char *strip_declaration(const char *xml)
+{
+	const char *start = strstr(xml, "?>");
+	return strdup(start ? start + 2 : xml);
+}
+
+static void test_acquire_request_and_response(void **state)
+{
+	struct world_fixture *fixture = *state;
+	char *pl = NULL;
+	size_t pl_length = 0;
+	make_pl(fixture, "doc-3", &pl, &pl_length);
+	char *rac_bob = strip_declaration(fixture->bob_rac),
+	     *rac_carol = strip_declaration(fixture->carol_rac);
+	char *pl_body = strip_declaration(pl);
+	size_t size = strlen(rac_bob) + strlen(rac_carol) + 2 * strlen(pl_body) + 256;
+	char *body = malloc(size);
+	snprintf(body, size,
+		 "<AcquireLicense xmlns=\"urn:licensor:v1\">\n  <Item>%s%s</Item>\n  "
+		 "<Item>%s%s</Item>\n</AcquireLicense>",
+		 rac_bob, pl_body, rac_carol, pl_body);
+	lic_engine *engine = new_engine(fixture, 2);
+	struct acquire_outcome outcome = {.lock = PTHREAD_MUTEX_INITIALIZER,
+					  .done = PTHREAD_COND_INITIALIZER};
+	lic_error error = {0};
+	assert_int_equal(lic_engine_submit_acquire(engine, body, strlen(body), on_acquire, &outcome, &error),
+			 LIC_OK);
+	pthread_mutex_lock(&outcome.lock);
+	while (!outcome.finished)
+		pthread_cond_wait(&outcome.done, &outcome.lock);
+	pthread_mutex_unlock(&outcome.lock);
+	assert_int_equal(outcome.status, 200);
+	assert_non_null(strstr(outcome.response, "<Result Index=\"0\"><UseLicense"));
+	assert_non_null(strstr(outcome.response, "<Result Index=\"1\"><Error Code=\"NO_RIGHTS\">"));
+	free(outcome.response);
+
+	/* A request that is not well-formed as a whole: a 4xx and an Error document. */
+	outcome.finished = 0;
+	assert_int_equal(
+	    lic_engine_submit_acquire(engine, "<AcquireLicense", 15, on_acquire, &outcome, &error), LIC_OK);
+	pthread_mutex_lock(&outcome.lock);
+	while (!outcome.finished)
+		pthread_cond_wait(&outcome.done, &outcome.lock);
+	pthread_mutex_unlock(&outcome.lock);
+	assert_int_equal(outcome.status, 400);
+	assert_non_null(strstr(outcome.response, "Code=\"MALFORMED\""));
+	free(outcome.response);
+	lic_engine_free(engine);
+	free(body);
+	free(rac_bob);
+	free(rac_carol);
+	free(pl_body);
+	free(pl);
+}
+
+static void test_queue_bound_refuses_with_overloaded(void **state)
+{
+	struct world_fixture *fixture = *state;
+	lic_engine_options options = {.keyring = fixture->keyring, .workers = 1, .queue_max = 2};
+	lic_engine *engine = NULL;
+	lic_error error = {0};
+	assert_int_equal(lic_engine_new(&options, &engine, &error), LIC_OK);
+	lic_license_request requests[3] = {
+	    {"<a/>", 4, "<b/>", 4}, {"<a/>", 4, "<b/>", 4}, {"<a/>", 4, "<b/>", 4}};
+	lic_license_result results[3];
+	assert_int_equal(lic_engine_issue(engine, requests, 3, results, &error), LIC_OVERLOADED);
+	assert_int_equal(lic_engine_issue(engine, requests, 2, results, &error), LIC_OK);
+	assert_int_equal(results[0].error.status, LIC_MALFORMED);
+	lic_engine_free(engine);
+}
+
+static void test_pl_cache_bounds_and_ttl(void **state)
+{
+	(void)state;
+	struct pl_cache *cache = NULL;
+	lic_error error = {0};
+	assert_int_equal(pl_cache_new(16, 100, &cache, &error), LIC_OK);
+	uint8_t key[32] = {0}, content[32], out[32];
+	uint8_t key_id[16] = {0};
+	for (int i = 0; i < 64; i++) {
+		key[0] = (uint8_t)i;
+		key[31] = (uint8_t)i;
+		memset(content, i, sizeof content);
+		pl_cache_insert(cache, key, content, "contoso", key_id, 1000);
+	}
+	assert_true(pl_cache_count(cache) <= 16); /* bounded */
+	key[0] = key[31] = 63;
+	assert_true(pl_cache_lookup(cache, key, 1050, out)); /* the newest stays */
+	assert_int_equal(out[0], 63);
+	assert_false(pl_cache_lookup(cache, key, 1100, out)); /* past the TTL */
+	pl_cache_free(cache);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_batch_items_fail_independently, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pl_cache_saves_the_unwrap_and_is_purged_on_revoke, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_acquire_request_and_response, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_queue_bound_refuses_with_overloaded, setup, teardown),
+	    cmocka_unit_test(test_pl_cache_bounds_and_ttl),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
