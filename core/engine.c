@@ -766,6 +766,11 @@ lic_status lic_engine_issue(lic_engine *engine, const lic_license_request *reque
 			job_free(first);
 			first = next;
 		}
+		/* Every result says why it has no license. */
+		for (size_t i = 0; i < count; i++)
+			lic_error_set(&results[i].error, status, "%s",
+				      status == LIC_OVERLOADED ? "the issuing queue is full: retry shortly"
+							       : "out of memory");
 	} else {
 		pthread_mutex_lock(&waiter.lock);
 		while (waiter.remaining > 0)

@@ -209,7 +209,8 @@ typedef struct lic_license_result {
 
 /* Synchronous batch: N requests in, N results out, each with its own status;
  * one bad request never fails the others. Returns LIC_OK once every result is
- * filled (or LIC_OVERLOADED, with no result filled, when the queue is full). */
+ * filled; when the queue is full it returns LIC_OVERLOADED at once and every
+ * result carries that error. */
 LIC_API lic_status lic_engine_issue(lic_engine *engine, const lic_license_request *requests, size_t count,
 				    lic_license_result *results, lic_error *error);
 

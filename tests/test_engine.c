@@ -319,6 +319,7 @@ static void test_queue_bound_refuses_with_overloaded(void **state)
 	    {"<a/>", 4, "<b/>", 4}, {"<a/>", 4, "<b/>", 4}, {"<a/>", 4, "<b/>", 4}};
 	lic_license_result results[3];
 	assert_int_equal(lic_engine_issue(engine, requests, 3, results, &error), LIC_OVERLOADED);
+	assert_int_equal(results[2].error.status, LIC_OVERLOADED); /* never an empty "OK" result */
 	assert_int_equal(lic_engine_issue(engine, requests, 2, results, &error), LIC_OK);
 	assert_int_equal(results[0].error.status, LIC_MALFORMED);
 	lic_engine_free(engine);
