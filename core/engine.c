@@ -31,6 +31,7 @@
 #include "core/documents.h"
 #include "core/engine_cache.h"
 #include "core/xml_signature.h"
+#include "keyring/audit.h"
 #include "keyring/encoding.h"
 #include "keyring/error.h"
 #include "keyring/snapshot.h"
@@ -41,6 +42,8 @@
 #define DEFAULT_BATCH_MAX 64
 #define DEFAULT_QUEUE_MAX 8192
 #define WORKER_KEY_CACHE_MAX 256
+#define COMPROMISED_TRACKED 64
+#define COMPROMISED_LOG_INTERVAL 60
 
 /* ---- jobs ---- */
 
@@ -120,6 +123,17 @@ struct lic_engine {
 	unsigned worker_count;
 	struct pl_cache *pl_cache;
 	struct rac_cache *rac_cache;
+	/* Uses of compromised versions, written to the audit log (DESIGN.md §1)
+	 * as one summary line per version at most once a minute. */
+	pthread_mutex_t compromised_lock;
+	struct compromised_use {
+		char tenant[TENANT_NAME_MAX + 1];
+		uint32_t version;
+		uint64_t pending; /* uses not yet in the log */
+		int64_t since;    /* time of the first of them */
+		int64_t logged_at;
+	} compromised[COMPROMISED_TRACKED];
+	size_t compromised_count;
 	struct {
 		atomic_uint_fast64_t licenses_issued, errors, batches, batched_jobs, private_key_operations,
 		    pl_cache_hits, pl_cache_misses, rac_cache_hits, rac_cache_misses, compromised_uses;
@@ -232,6 +246,60 @@ static EVP_PKEY *public_key_of(const struct key_version *version, lic_error *err
 	return key;
 }
 
+static void note_compromised_use(struct lic_engine *engine, const char *tenant, uint32_t version, int64_t now)
+{
+	atomic_fetch_add(&engine->stats.compromised_uses, 1);
+	pthread_mutex_lock(&engine->compromised_lock);
+	struct compromised_use *use = NULL;
+	for (size_t i = 0; i < engine->compromised_count && use == NULL; i++)
+		if (engine->compromised[i].version == version &&
+		    strcmp(engine->compromised[i].tenant, tenant) == 0)
+			use = &engine->compromised[i];
+	if (use == NULL && engine->compromised_count < COMPROMISED_TRACKED) {
+		use = &engine->compromised[engine->compromised_count++];
+		snprintf(use->tenant, sizeof use->tenant, "%s", tenant);
+		use->version = version;
+	}
+	if (use != NULL) {
+		if (use->pending == 0)
+			use->since = now;
+		use->pending++;
+	}
+	pthread_mutex_unlock(&engine->compromised_lock);
+}
+
+/* Writes the pending uses of compromised versions to the audit log: each
+ * version at most once per COMPROMISED_LOG_INTERVAL, or all of them when
+ * `all` (engine shutdown). A failure to log is retried at the next flush. */
+static void log_compromised_uses(struct lic_engine *engine, int64_t now, bool all)
+{
+	pthread_mutex_lock(&engine->compromised_lock);
+	struct store *store = keyring_store(engine->keyring);
+	for (size_t i = 0; i < engine->compromised_count; i++) {
+		struct compromised_use *use = &engine->compromised[i];
+		if (use->pending == 0 || (!all && now - use->logged_at < COMPROMISED_LOG_INTERVAL))
+			continue;
+		char since[UTC_TIME_LENGTH], detail[128];
+		utc_time_format(use->since, since);
+		snprintf(detail, sizeof detail, "%llu unwraps of old content since %s",
+			 (unsigned long long)use->pending, since);
+		struct audit_event event = {.actor = "licensor-engine",
+					    .action = "compromised-use",
+					    .tenant = use->tenant,
+					    .version = use->version,
+					    .detail = detail};
+		if (store_lock(store, NULL) != LIC_OK)
+			break;
+		lic_status status = audit_append(store->directory, &event, now, NULL);
+		store_unlock(store);
+		if (status == LIC_OK) {
+			use->pending = 0;
+			use->logged_at = now;
+		}
+	}
+	pthread_mutex_unlock(&engine->compromised_lock);
+}
+
 static void item_check(struct lic_engine *engine, const struct keyring_snapshot *snapshot, struct item *item,
 		       int64_t now)
 {
@@ -309,7 +377,7 @@ static void item_check(struct lic_engine *engine, const struct keyring_snapshot 
 	}
 	item->unwrap_version = version;
 	if (version->compromised)
-		atomic_fetch_add(&engine->stats.compromised_uses, 1);
+		note_compromised_use(engine, tenant->name, version->number, now);
 	/* NotAfter = min(ContentValidUntil, now + LicenseValidityDays, RAC NotAfter). */
 	int64_t not_after = now + (int64_t)item->pl.license_validity_days * 86400;
 	if (item->pl.content_valid_until != 0 && item->pl.content_valid_until < not_after)
@@ -648,6 +716,7 @@ static void process_batch(struct worker *worker, struct job *jobs)
 	/* Snapshot pointers (tenant, versions) are not used past this point. */
 	keyring_read_leave();
 	free(pending);
+	log_compromised_uses(engine, now, false);
 	while (jobs != NULL) {
 		struct job *next = jobs->next;
 		job_complete(engine, jobs);
@@ -817,6 +886,7 @@ lic_status lic_engine_new(const lic_engine_options *options, lic_engine **out, l
 	engine->worker_count = options->workers ? options->workers : (unsigned)(cores > 0 ? cores : 1);
 	pthread_mutex_init(&engine->queue_lock, NULL);
 	pthread_cond_init(&engine->queue_ready, NULL);
+	pthread_mutex_init(&engine->compromised_lock, NULL);
 	xmlInitParser();
 	lic_status status =
 	    pl_cache_new(options->pl_cache_entries, options->pl_cache_ttl_s, &engine->pl_cache, error);
@@ -852,6 +922,8 @@ void lic_engine_free(lic_engine *engine)
 	for (unsigned i = 0; engine->workers && i < engine->worker_count; i++)
 		pthread_join(engine->workers[i].thread, NULL);
 	free(engine->workers);
+	log_compromised_uses(engine, lic_clock_now(keyring_clock(engine->keyring)), true);
+	pthread_mutex_destroy(&engine->compromised_lock);
 	pl_cache_free(engine->pl_cache);
 	rac_cache_free(engine->rac_cache);
 	pthread_mutex_destroy(&engine->queue_lock);

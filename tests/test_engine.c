@@ -19,6 +19,8 @@
 #include "core/documents.h"
 #include "core/engine_cache.h"
 #include "keyring/admin.h"
+#include "keyring/audit.h"
+#include "keyring/file_io.h"
 #include "keyring/snapshot.h"
 #include "keyring/store.h"
 #include "test_helpers.h"
@@ -308,6 +310,52 @@ static void test_acquire_request_and_response(void **state)
 	free(pl);
 }
 
+static void test_compromised_uses_are_counted_and_audited(void **state)
+{
+	struct world_fixture *fixture = *state;
+	char *pl = NULL;
+	size_t pl_length = 0;
+	make_pl(fixture, "doc-4", &pl, &pl_length);
+	lic_error error = {0};
+	/* Breach response: version 1 is flagged compromised; its old content still opens. */
+	struct rekey_request rekey = {
+	    .algorithm = KEY_ALGORITHM_RSA_2048, .immediate = true, .compromised = true};
+	assert_int_equal(admin_rekey(&fixture->admin, "contoso", &rekey, NULL, &error), LIC_OK);
+	assert_int_equal(lic_keyring_reload(fixture->keyring, &error), LIC_OK);
+	char *rac = NULL;
+	size_t rac_length = 0;
+	make_rac(fixture, "bob@contoso.com", fixture->bob_key, &rac, &rac_length); /* signed by version 2 */
+	lic_engine *engine = new_engine(fixture, 1);
+	lic_license_request request = {rac, rac_length, pl, pl_length};
+	lic_license_result result;
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(lic_engine_issue(engine, &request, 1, &result, &error), LIC_OK);
+		assert_int_equal(result.error.status, LIC_OK);
+		free(result.use_license);
+	}
+	lic_engine_stats stats;
+	lic_engine_get_stats(engine, &stats);
+	assert_int_equal(stats.compromised_uses, 3);
+	lic_engine_free(engine); /* flushes what the minute's rate limit held back */
+	char path[256], *log = NULL;
+	size_t log_length = 0;
+	test_join_path(path, sizeof path, fixture->store_path, "audit.log");
+	assert_int_equal(file_read_all(path, 1 << 20, &log, &log_length, &error), LIC_OK);
+	assert_non_null(strstr(log, "\"action\":\"compromised-use\",\"tenant\":\"contoso\",\"version\":1"));
+	/* Three uses in all, however they were split between lines. */
+	unsigned long total = 0;
+	for (const char *at = log; (at = strstr(at, "\"compromised-use\"")) != NULL; at++) {
+		const char *detail = strstr(at, "\"detail\":\"");
+		total += strtoul(detail + 10, NULL, 10);
+	}
+	assert_int_equal(total, 3);
+	struct audit_report report;
+	assert_int_equal(audit_verify(fixture->store_path, &report, &error), LIC_OK);
+	free(log);
+	free(rac);
+	free(pl);
+}
+
 static void test_queue_bound_refuses_with_overloaded(void **state)
 {
 	struct world_fixture *fixture = *state;
@@ -354,6 +402,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_pl_cache_saves_the_unwrap_and_is_purged_on_revoke, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_acquire_request_and_response, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_compromised_uses_are_counted_and_audited, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_queue_bound_refuses_with_overloaded, setup, teardown),
 	    cmocka_unit_test(test_pl_cache_bounds_and_ttl),
 	};
