@@ -4,14 +4,16 @@
  * sets on the same cores in the same run.
  *
  * One run, all in this process, in a temporary store (mkdtemp under $TMPDIR)
- * that it removes afterwards, however it ends:
+ * that it removes afterwards, on success, failure, SIGINT or SIGTERM:
  *   1. a store, tenant "bench" with one version of --algorithm, a user key
  *      and its RAC;
  *   2. the ceiling: on --workers threads, each with its own EVP_PKEY of the
  *      tenant's key, RSA PKCS#1 v1.5 SHA-256 signatures (EVP_PKEY_sign of a
- *      32-byte digest) for --seconds: private-key operations per second;
+ *      32-byte digest): private-key operations per second, measured for
+ *      --seconds in all, half now and half after step 4, so that a change in
+ *      the machine's load during the run weighs on both figures alike;
  *   3. publishing licenses. Cold: one distinct PL per license the run can
- *      issue (1.5 × ceiling/2 × seconds, from the ceiling just measured),
+ *      issue (1.5 × ceiling/2 × seconds, from the first half of the ceiling),
  *      written before the clock starts (public-key operations only). Hot: 64;
  *   4. an engine of --workers workers, fed through lic_engine_issue in
  *      batches of --batch from 2 × workers submitting threads, so that a batch
@@ -30,7 +32,6 @@
 #include <errno.h>
 #include <ftw.h>
 #include <limits.h>
-#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -72,8 +73,8 @@
 #define SIGNATURE_MAX_BYTES 1024      /* rsa-4096 signs 512 */
 
 static const struct cli_option_spec bench_options[] = {
-    {"hot", false, false},       {"workers", true, false}, {"seconds", true, false},
-    {"algorithm", true, false},  {"batch", true, false},   {NULL, false, false},
+    {"hot", false, false},      {"workers", true, false}, {"seconds", true, false},
+    {"algorithm", true, false}, {"batch", true, false},   {NULL, false, false},
 };
 
 static const char bench_usage[] =
@@ -104,9 +105,9 @@ static double seconds_between(struct timespec start, struct timespec end)
 
 static struct timespec after_seconds(struct timespec start, double seconds)
 {
-	double whole = floor(seconds);
-	struct timespec end = {.tv_sec = start.tv_sec + (time_t)whole,
-			       .tv_nsec = start.tv_nsec + (long)((seconds - whole) * 1e9)};
+	time_t whole = (time_t)seconds; /* seconds > 0 */
+	struct timespec end = {.tv_sec = start.tv_sec + whole,
+			       .tv_nsec = start.tv_nsec + (long)((seconds - (double)whole) * 1e9)};
 	if (end.tv_nsec >= 1000000000L) {
 		end.tv_sec++;
 		end.tv_nsec -= 1000000000L;
@@ -116,7 +117,59 @@ static struct timespec after_seconds(struct timespec start, double seconds)
 
 static bool reached(struct timespec now, struct timespec deadline)
 {
-	return now.tv_sec > deadline.tv_sec || (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec);
+	return now.tv_sec > deadline.tv_sec ||
+	       (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec);
+}
+
+/* ---- a start line for threads ---- */
+
+/* Threads arrive and wait; the main thread waits until they have all
+ * arrived, does what must happen while they stand still, then opens. */
+struct rendezvous {
+	pthread_mutex_t lock;
+	pthread_cond_t changed;
+	unsigned arrived;
+	bool open;
+};
+
+static void rendezvous_init(struct rendezvous *rendezvous)
+{
+	pthread_mutex_init(&rendezvous->lock, NULL);
+	pthread_cond_init(&rendezvous->changed, NULL);
+	rendezvous->arrived = 0;
+	rendezvous->open = false;
+}
+
+static void rendezvous_destroy(struct rendezvous *rendezvous)
+{
+	pthread_mutex_destroy(&rendezvous->lock);
+	pthread_cond_destroy(&rendezvous->changed);
+}
+
+static void rendezvous_arrive(struct rendezvous *rendezvous)
+{
+	pthread_mutex_lock(&rendezvous->lock);
+	rendezvous->arrived++;
+	pthread_cond_broadcast(&rendezvous->changed);
+	while (!rendezvous->open)
+		pthread_cond_wait(&rendezvous->changed, &rendezvous->lock);
+	pthread_mutex_unlock(&rendezvous->lock);
+}
+
+static void rendezvous_wait_for(struct rendezvous *rendezvous, unsigned count)
+{
+	pthread_mutex_lock(&rendezvous->lock);
+	while (rendezvous->arrived < count)
+		pthread_cond_wait(&rendezvous->changed, &rendezvous->lock);
+	pthread_mutex_unlock(&rendezvous->lock);
+}
+
+static void rendezvous_open(struct rendezvous *rendezvous)
+{
+	pthread_mutex_lock(&rendezvous->lock);
+	rendezvous->open = true;
+	pthread_cond_broadcast(&rendezvous->changed);
+	pthread_mutex_unlock(&rendezvous->lock);
 }
 
 /* ---- settings ---- */
@@ -142,7 +195,8 @@ static lic_status parse_count(const char *text, const char *option, unsigned lon
 	return LIC_OK;
 }
 
-static lic_status parse_settings(const struct cli_args *args, struct bench_settings *settings, lic_error *error)
+static lic_status parse_settings(const struct cli_args *args, struct bench_settings *settings,
+				 lic_error *error)
 {
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	*settings = (struct bench_settings){.hot = cli_flag(args, "hot"),
@@ -174,8 +228,8 @@ static lic_status parse_settings(const struct cli_args *args, struct bench_setti
 		settings->seconds = seconds;
 	}
 	text = cli_option(args, "algorithm");
-	if (text != NULL && key_algorithm_parse(text, false, &settings->algorithm, error) != LIC_OK)
-		return error ? error->status : LIC_UNSUPPORTED_VERSION;
+	if (text != NULL)
+		return key_algorithm_parse(text, false, &settings->algorithm, error);
 	return LIC_OK;
 }
 
@@ -189,9 +243,9 @@ struct pl_text {
 struct bench_world {
 	char root[PATH_MAX]; /* the mkdtemp directory; "" until made */
 	lic_keyring *keyring;
-	struct tenant *tenant;    /* version 1: publishes, unwraps and signs */
-	EVP_PKEY *tenant_public;  /* publishing key and signature check */
-	EVP_PKEY *user_key;       /* the reader's key pair */
+	struct tenant *tenant;   /* version 1: publishes, unwraps and signs */
+	EVP_PKEY *tenant_public; /* publishing key and signature check */
+	EVP_PKEY *user_key;      /* the reader's key pair */
 	char *rac;
 	size_t rac_length;
 	struct pl_text *pls;
@@ -271,9 +325,9 @@ static lic_status world_setup(struct bench_world *world, enum key_algorithm algo
 	/* The reader: an ordinary rsa-2048 user key, whatever the tenant's algorithm. */
 	LIC_TRY(key_material_generate(KEY_ALGORITHM_RSA_2048, &world->user_key, error));
 	int64_t now = lic_clock_now(cli_clock());
-	LIC_TRY(rights_account_certificate_write(BENCH_TENANT, BENCH_READER, world->user_key, now - 60,
-						 now + (int64_t)RAC_DAYS * 86400, signing_key,
-						 version->key_id_hex, &world->rac, &world->rac_length, error));
+	LIC_TRY(rights_account_certificate_write(
+	    BENCH_TENANT, BENCH_READER, world->user_key, now - 60, now + (int64_t)RAC_DAYS * 86400,
+	    signing_key, version->key_id_hex, &world->rac, &world->rac_length, error));
 	struct store *taken = store;
 	store = NULL; /* keyring_open_store takes it over, and closes it on failure */
 	LIC_TRY(keyring_open_store(taken, cli_clock(), &world->keyring, error));
@@ -375,9 +429,10 @@ static lic_status world_write_pls(struct bench_world *world, size_t count, unsig
 
 struct ceiling_thread {
 	pthread_t handle;
-	pthread_barrier_t *start;
-	const struct timespec *deadline;
-	EVP_PKEY_CTX *context; /* on this thread's own EVP_PKEY */
+	struct rendezvous *start;
+	const struct timespec *deadline; /* set before the start opens */
+	EVP_PKEY *key;                   /* this thread's own copy */
+	EVP_PKEY_CTX *context;
 	uint64_t operations;
 	struct timespec end;
 	bool failed;
@@ -389,7 +444,7 @@ static void *ceiling_main(void *argument)
 	uint8_t digest[32], signature[SIGNATURE_MAX_BYTES];
 	for (size_t i = 0; i < sizeof digest; i++)
 		digest[i] = (uint8_t)(0xa5 ^ i);
-	pthread_barrier_wait(thread->start);
+	rendezvous_arrive(thread->start);
 	struct timespec now = monotonic_now();
 	while (!atomic_load(&interrupted)) {
 		size_t length = sizeof signature;
@@ -417,48 +472,38 @@ static lic_status measure_ceiling(struct bench_world *world, unsigned threads, d
 {
 	lic_status status = LIC_OK;
 	struct ceiling_thread *workers = calloc(threads, sizeof *workers);
-	EVP_PKEY **keys = calloc(threads, sizeof *keys);
 	unsigned started = 0;
-	bool barrier_made = false;
-	pthread_barrier_t start;
-	struct timespec begin = {0}, deadline = {0};
-	if (workers == NULL || keys == NULL)
+	struct rendezvous start;
+	struct timespec begin = monotonic_now(), deadline = begin;
+	rendezvous_init(&start);
+	memset(result, 0, sizeof *result);
+	if (workers == NULL)
 		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
 	for (unsigned i = 0; i < threads; i++) {
-		/* Each thread its own copy of the key, as each engine worker has. */
-		LIC_TRY(store_open_private_key(world_kek(world), BENCH_TENANT, world_version(world), &keys[i],
-					       error));
-		workers[i].context = EVP_PKEY_CTX_new(keys[i], NULL);
-		if (workers[i].context == NULL || EVP_PKEY_sign_init(workers[i].context) != 1 ||
-		    EVP_PKEY_CTX_set_rsa_padding(workers[i].context, RSA_PKCS1_PADDING) <= 0 ||
-		    EVP_PKEY_CTX_set_signature_md(workers[i].context, EVP_sha256()) <= 0)
+		struct ceiling_thread *worker = &workers[i];
+		LIC_TRY(store_open_private_key(world_kek(world), BENCH_TENANT, world_version(world),
+					       &worker->key, error));
+		worker->context = EVP_PKEY_CTX_new(worker->key, NULL);
+		if (worker->context == NULL || EVP_PKEY_sign_init(worker->context) != 1 ||
+		    EVP_PKEY_CTX_set_rsa_padding(worker->context, RSA_PKCS1_PADDING) <= 0 ||
+		    EVP_PKEY_CTX_set_signature_md(worker->context, EVP_sha256()) <= 0)
 			LIC_FAIL(error, LIC_INTERNAL, "cannot set up an RSA PKCS#1 SHA-256 signature");
-		workers[i].start = &start;
-		workers[i].deadline = &deadline;
+		worker->start = &start;
+		worker->deadline = &deadline;
 	}
-	if (pthread_barrier_init(&start, NULL, threads + 1) != 0)
-		LIC_FAIL(error, LIC_INTERNAL, "cannot make a thread barrier");
-	barrier_made = true;
 	for (; started < threads; started++)
 		if (pthread_create(&workers[started].handle, NULL, ceiling_main, &workers[started]) != 0)
 			break;
-	if (started < threads) {
-		/* The barrier waits for threads + 1: release the ones that started. */
-		atomic_store(&interrupted, true);
-		for (unsigned i = started; i < threads; i++)
-			pthread_create(&workers[i].handle, NULL, ceiling_main, &workers[i]);
-		LIC_FAIL(error, LIC_INTERNAL, "cannot start %u threads", threads);
-	}
+	if (started < threads)
+		status = lic_error_set(error, LIC_INTERNAL, "cannot start %u threads", threads);
+	rendezvous_wait_for(&start, started);
 	begin = monotonic_now();
 	deadline = after_seconds(begin, seconds);
-	pthread_barrier_wait(&start);
-out:
-	if (barrier_made && started < threads)
-		pthread_barrier_wait(&start);
-	*result = (struct ceiling_result){0};
+	rendezvous_open(&start);
+out:;
 	struct timespec last = begin;
 	bool failed = false;
-	for (unsigned i = 0; workers != NULL && i < started; i++) {
+	for (unsigned i = 0; i < started; i++) {
 		pthread_join(workers[i].handle, NULL);
 		result->operations += workers[i].operations;
 		failed = failed || workers[i].failed;
@@ -466,18 +511,17 @@ out:
 			last = workers[i].end;
 	}
 	if (status == LIC_OK && failed)
-		status = lic_error_set(error, LIC_INTERNAL, "an RSA signature failed while measuring the ceiling");
+		status =
+		    lic_error_set(error, LIC_INTERNAL, "an RSA signature failed while measuring the ceiling");
 	result->elapsed_s = seconds_between(begin, last);
 	if (result->elapsed_s > 0)
 		result->operations_per_s = (double)result->operations / result->elapsed_s;
-	if (barrier_made)
-		pthread_barrier_destroy(&start);
-	for (unsigned i = 0; i < threads && workers != NULL; i++)
+	for (unsigned i = 0; workers != NULL && i < threads; i++) {
 		EVP_PKEY_CTX_free(workers[i].context);
-	for (unsigned i = 0; i < threads && keys != NULL; i++)
-		EVP_PKEY_free(keys[i]);
+		EVP_PKEY_free(workers[i].key);
+	}
 	free(workers);
-	free(keys);
+	rendezvous_destroy(&start);
 	return status;
 }
 
@@ -490,8 +534,8 @@ struct issue_run {
 	size_t batch;
 	atomic_size_t next_pl; /* cold: the next unused PL */
 	atomic_uint_fast64_t pl_reuses;
-	pthread_barrier_t warmed, go;
-	struct timespec deadline;
+	struct rendezvous go;     /* the submitters, warmed up */
+	struct timespec deadline; /* set before `go` opens */
 	pthread_mutex_t error_lock;
 	lic_error first_error;
 };
@@ -499,7 +543,6 @@ struct issue_run {
 struct submitter {
 	pthread_t handle;
 	struct issue_run *run;
-	size_t index;
 	size_t hot_cursor;
 	lic_license_request *requests;
 	lic_license_result *results;
@@ -538,8 +581,10 @@ static void issue_batch(struct submitter *submitter, bool timed)
 	const struct bench_world *world = run->world;
 	for (size_t i = 0; i < run->batch; i++) {
 		const struct pl_text *pl = &world->pls[next_pl_index(submitter)];
-		submitter->requests[i] = (lic_license_request){
-		    .rac = world->rac, .rac_length = world->rac_length, .pl = pl->xml, .pl_length = pl->length};
+		submitter->requests[i] = (lic_license_request){.rac = world->rac,
+							       .rac_length = world->rac_length,
+							       .pl = pl->xml,
+							       .pl_length = pl->length};
 	}
 	lic_error error = {0};
 	if (lic_engine_issue(run->engine, submitter->requests, run->batch, submitter->results, &error) !=
@@ -551,7 +596,8 @@ static void issue_batch(struct submitter *submitter, bool timed)
 	for (size_t i = 0; i < run->batch; i++) {
 		lic_license_result *result = &submitter->results[i];
 		if (result->error.status == LIC_OK && result->use_license != NULL) {
-			submitter->licenses += timed;
+			if (timed)
+				submitter->licenses++;
 		} else {
 			submitter->errors++;
 			record_error(run, &result->error);
@@ -568,8 +614,7 @@ static void *submitter_main(void *argument)
 	/* Warm-up, not timed: every worker decrypts its key copy. */
 	if (!atomic_load(&interrupted))
 		issue_batch(submitter, false);
-	pthread_barrier_wait(&run->warmed);
-	pthread_barrier_wait(&run->go);
+	rendezvous_arrive(&run->go);
 	struct timespec now = monotonic_now();
 	while (!atomic_load(&interrupted)) {
 		issue_batch(submitter, true);
@@ -629,25 +674,26 @@ out:
 	return status;
 }
 
-static lic_status run_engine(struct bench_world *world, lic_engine *engine, const struct bench_settings *settings,
-			     unsigned submitter_count, struct issue_result *result, lic_error *error)
+static lic_status run_engine(struct bench_world *world, lic_engine *engine,
+			     const struct bench_settings *settings, unsigned submitter_count,
+			     struct issue_result *result, lic_error *error)
 {
 	lic_status status = LIC_OK;
-	struct issue_run run = {.engine = engine, .world = world, .hot = settings->hot, .batch = settings->batch};
+	struct issue_run run = {
+	    .engine = engine, .world = world, .hot = settings->hot, .batch = settings->batch};
 	struct submitter *submitters = calloc(submitter_count, sizeof *submitters);
 	unsigned started = 0;
-	bool barriers_made = false;
 	lic_engine_stats before = {0};
-	struct timespec begin = {0};
+	struct timespec begin = monotonic_now();
 	atomic_init(&run.next_pl, 0);
 	atomic_init(&run.pl_reuses, 0);
 	pthread_mutex_init(&run.error_lock, NULL);
+	rendezvous_init(&run.go);
 	memset(result, 0, sizeof *result);
 	if (submitters == NULL)
 		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
 	for (unsigned i = 0; i < submitter_count; i++) {
 		submitters[i].run = &run;
-		submitters[i].index = i;
 		submitters[i].hot_cursor = i * (world->pl_count / submitter_count + 1);
 		submitters[i].requests = calloc(settings->batch, sizeof *submitters[i].requests);
 		submitters[i].results = calloc(settings->batch, sizeof *submitters[i].results);
@@ -656,56 +702,40 @@ static lic_status run_engine(struct bench_world *world, lic_engine *engine, cons
 	}
 	if (settings->hot)
 		LIC_TRY(warm_pl_cache(engine, world, error));
-	if (pthread_barrier_init(&run.warmed, NULL, submitter_count + 1) != 0)
-		LIC_FAIL(error, LIC_INTERNAL, "cannot make a thread barrier");
-	if (pthread_barrier_init(&run.go, NULL, submitter_count + 1) != 0) {
-		pthread_barrier_destroy(&run.warmed);
-		LIC_FAIL(error, LIC_INTERNAL, "cannot make a thread barrier");
-	}
-	barriers_made = true;
 	for (; started < submitter_count; started++)
-		if (pthread_create(&submitters[started].handle, NULL, submitter_main, &submitters[started]) != 0)
+		if (pthread_create(&submitters[started].handle, NULL, submitter_main, &submitters[started]) !=
+		    0)
 			break;
-	if (started < submitter_count) {
-		/* Let the ones that started through the barriers and stop at once. */
-		atomic_store(&interrupted, true);
-		for (unsigned i = started; i < submitter_count; i++)
-			if (pthread_create(&submitters[i].handle, NULL, submitter_main, &submitters[i]) == 0)
-				started++;
-		status = lic_error_set(error, LIC_INTERNAL, "cannot start %u submitting threads",
-				       submitter_count);
-	}
-	pthread_barrier_wait(&run.warmed);
-	/* Every warm-up batch has completed: the engine is idle. */
+	if (started < submitter_count)
+		status =
+		    lic_error_set(error, LIC_INTERNAL, "cannot start %u submitting threads", submitter_count);
+	rendezvous_wait_for(&run.go, started);
+	/* Every warm-up batch has completed and nothing is queued: the
+	 * counters stand still while they are read. */
 	lic_engine_get_stats(engine, &before);
 	begin = monotonic_now();
 	run.deadline = after_seconds(begin, settings->seconds);
-	pthread_barrier_wait(&run.go);
+	rendezvous_open(&run.go);
 out:;
 	struct timespec last = begin;
-	for (unsigned i = 0; submitters != NULL && i < started; i++) {
+	for (unsigned i = 0; i < started; i++) {
 		pthread_join(submitters[i].handle, NULL);
 		result->licenses += submitters[i].licenses;
 		result->errors += submitters[i].errors;
 		if (seconds_between(last, submitters[i].end) > 0)
 			last = submitters[i].end;
 	}
-	if (started > 0) {
-		lic_engine_get_stats(engine, &result->stats);
-		stats_subtract(&result->stats, &before);
-		result->elapsed_s = seconds_between(begin, last);
-	}
+	lic_engine_get_stats(engine, &result->stats);
+	stats_subtract(&result->stats, &before);
+	result->elapsed_s = seconds_between(begin, last);
 	result->pl_reuses = atomic_load(&run.pl_reuses);
 	result->first_error = run.first_error;
-	if (barriers_made) {
-		pthread_barrier_destroy(&run.warmed);
-		pthread_barrier_destroy(&run.go);
-	}
 	for (unsigned i = 0; submitters != NULL && i < submitter_count; i++) {
 		free(submitters[i].requests);
 		free(submitters[i].results);
 	}
 	free(submitters);
+	rendezvous_destroy(&run.go);
 	pthread_mutex_destroy(&run.error_lock);
 	return status;
 }
@@ -736,8 +766,8 @@ static lic_status check_one_license(const struct bench_world *world, lic_engine 
 	if (CRYPTO_memcmp(content_key, world->first_content_key, CONTENT_KEY_LENGTH) != 0)
 		LIC_FAIL(error, LIC_INTERNAL, "the check license carries another content key than its PL");
 	if (strcmp(license.principal, BENCH_READER) != 0 || strcmp(license.rights, BENCH_READER_RIGHTS) != 0)
-		LIC_FAIL(error, LIC_INTERNAL, "the check license names %s with rights '%s'", license.principal,
-			 license.rights);
+		LIC_FAIL(error, LIC_INTERNAL, "the check license names %s with rights '%s'",
+			 license.principal, license.rights);
 out:
 	OPENSSL_cleanse(content_key, sizeof content_key);
 	if (license_read)
@@ -748,38 +778,47 @@ out:
 
 /* ---- output ---- */
 
-static void print_json(const struct bench_settings *settings, unsigned submitters, const struct ceiling_result *ceiling,
-		       const struct issue_result *issue, size_t pl_count)
+struct bench_figures {
+	unsigned submitters;
+	size_t pl_count;
+	struct ceiling_result ceiling_before, ceiling_after;
+	struct issue_result issue;
+};
+
+static void print_json(const struct bench_settings *settings, const struct bench_figures *figures)
 {
+	const struct issue_result *issue = &figures->issue;
+	const struct ceiling_result *before = &figures->ceiling_before, *after = &figures->ceiling_after;
 	unsigned private_ops_per_license = settings->hot ? 1 : 2;
+	uint64_t ceiling_operations = before->operations + after->operations;
+	double ceiling_elapsed = before->elapsed_s + after->elapsed_s;
+	double ceiling = ceiling_elapsed > 0 ? (double)ceiling_operations / ceiling_elapsed : 0;
 	double licenses_per_s = issue->elapsed_s > 0 ? (double)issue->licenses / issue->elapsed_s : 0;
-	double efficiency = ceiling->operations_per_s > 0
-				? licenses_per_s * private_ops_per_license / ceiling->operations_per_s
-				: 0;
-	double mean_batch = issue->stats.batches > 0
-				? (double)issue->stats.batched_jobs / (double)issue->stats.batches
-				: 0;
-	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	double efficiency = ceiling > 0 ? licenses_per_s * private_ops_per_license / ceiling : 0;
+	double mean_batch =
+	    issue->stats.batches > 0 ? (double)issue->stats.batched_jobs / (double)issue->stats.batches : 0;
 	printf("{\"benchmark\":\"issue\",\"mode\":\"%s\",\"algorithm\":\"%s\",\"workers\":%u,"
 	       "\"submitters\":%u,\"batch\":%zu,\"seconds\":%g,\"elapsed_s\":%.3f,",
 	       settings->hot ? "hot" : "cold", key_algorithm_name(settings->algorithm), settings->workers,
-	       submitters, settings->batch, settings->seconds, issue->elapsed_s);
+	       figures->submitters, settings->batch, settings->seconds, issue->elapsed_s);
 	printf("\"licenses\":%llu,\"errors\":%llu,\"licenses_per_s\":%.1f,\"private_ops_per_license\":%u,"
 	       "\"private_key_operations\":%llu,",
 	       (unsigned long long)issue->licenses, (unsigned long long)issue->errors, licenses_per_s,
 	       private_ops_per_license, (unsigned long long)issue->stats.private_key_operations);
 	printf("\"ceiling_private_ops_per_s\":%.1f,\"ceiling_threads\":%u,\"ceiling_operations\":%llu,"
-	       "\"ceiling_elapsed_s\":%.3f,\"efficiency\":%.4f,",
-	       ceiling->operations_per_s, settings->workers, (unsigned long long)ceiling->operations,
-	       ceiling->elapsed_s, efficiency);
+	       "\"ceiling_elapsed_s\":%.3f,\"ceiling_before_per_s\":%.1f,\"ceiling_after_per_s\":%.1f,"
+	       "\"efficiency\":%.4f,",
+	       ceiling, settings->workers, (unsigned long long)ceiling_operations, ceiling_elapsed,
+	       before->operations_per_s, after->operations_per_s, efficiency);
 	printf("\"batches\":%llu,\"mean_batch_size\":%.2f,\"pl_cache\":\"%s\",\"pl_cache_hits\":%llu,"
 	       "\"pl_cache_misses\":%llu,\"rac_cache_hits\":%llu,\"rac_cache_misses\":%llu,",
 	       (unsigned long long)issue->stats.batches, mean_batch, settings->hot ? "on" : "off",
-	       (unsigned long long)issue->stats.pl_cache_hits, (unsigned long long)issue->stats.pl_cache_misses,
+	       (unsigned long long)issue->stats.pl_cache_hits,
+	       (unsigned long long)issue->stats.pl_cache_misses,
 	       (unsigned long long)issue->stats.rac_cache_hits,
 	       (unsigned long long)issue->stats.rac_cache_misses);
-	printf("\"publishing_licenses\":%zu,\"pl_reuses\":%llu,\"cores_online\":%ld,\"openssl\":", pl_count,
-	       (unsigned long long)issue->pl_reuses, cores);
+	printf("\"publishing_licenses\":%zu,\"pl_reuses\":%llu,\"cores_online\":%ld,\"openssl\":",
+	       figures->pl_count, (unsigned long long)issue->pl_reuses, sysconf(_SC_NPROCESSORS_ONLN));
 	json_string(stdout, OpenSSL_version(OPENSSL_VERSION));
 	puts("}");
 	fflush(stdout);
@@ -787,86 +826,94 @@ static void print_json(const struct bench_settings *settings, unsigned submitter
 
 /* ---- the command ---- */
 
-static int bench_issue(const struct bench_settings *settings)
+/* The ceiling is measured in two halves, one on each side of the engine
+ * run, so that a change in the machine's load during the run weighs on both
+ * figures alike (the JSON shows each half). */
+static lic_status measure_and_issue(struct bench_world *world, const struct bench_settings *settings,
+				    struct bench_figures *figures, lic_error *error)
 {
 	lic_status status = LIC_OK;
+	lic_engine *engine = NULL;
+	double half = settings->seconds / 2;
+	cli_progress("bench: ceiling: RSA PKCS#1 SHA-256 signatures (%s) on %u threads, %g s before and %g s "
+		     "after…\n",
+		     key_algorithm_name(settings->algorithm), settings->workers, half, half);
+	LIC_TRY(measure_ceiling(world, settings->workers, half, &figures->ceiling_before, error));
+	if (atomic_load(&interrupted))
+		goto out;
+	figures->pl_count = HOT_PL_COUNT;
+	if (!settings->hot) {
+		/* One fresh PL per license: the warm-up batches, then 1.5 × what a
+		 * perfect pipeline (ceiling / 2 licenses/s) issues, plus the batches
+		 * in flight at the deadline. */
+		double expected = figures->ceiling_before.operations_per_s / 2 * settings->seconds;
+		double wanted =
+		    (double)(2 * figures->submitters * settings->batch) + COLD_PL_HEADROOM * expected + 1;
+		figures->pl_count = wanted > (double)COLD_PL_MAX ? COLD_PL_MAX : (size_t)wanted;
+	}
+	cli_progress("bench: writing %zu publishing licenses…\n", figures->pl_count);
+	LIC_TRY(world_write_pls(world, figures->pl_count, settings->workers, error));
+	if (atomic_load(&interrupted))
+		goto out;
+	lic_engine_options options = {
+	    .keyring = world->keyring,
+	    .workers = settings->workers,
+	    .batch_max = settings->batch,
+	    .queue_max = (size_t)figures->submitters * settings->batch + 8192,
+	    .pl_cache_entries = settings->hot ? 0 : SIZE_MAX, /* cold: off, so no license skips its unwrap */
+	};
+	LIC_TRY(lic_engine_new(&options, &engine, error));
+	cli_progress("bench: issuing (%s) on %u workers from %u submitting threads for %g s…\n",
+		     settings->hot ? "hot" : "cold", settings->workers, figures->submitters,
+		     settings->seconds);
+	LIC_TRY(run_engine(world, engine, settings, figures->submitters, &figures->issue, error));
+	if (atomic_load(&interrupted))
+		goto out;
+	LIC_TRY(measure_ceiling(world, settings->workers, half, &figures->ceiling_after, error));
+	if (atomic_load(&interrupted) || figures->issue.errors > 0)
+		goto out;
+	const lic_engine_stats *stats = &figures->issue.stats;
+	unsigned expected_ops = settings->hot ? 1 : 2;
+	if (stats->private_key_operations != figures->issue.licenses * expected_ops)
+		cli_progress(
+		    "bench: note: %llu private-key operations for %llu licenses (%u each expected)\n",
+		    (unsigned long long)stats->private_key_operations,
+		    (unsigned long long)figures->issue.licenses, expected_ops);
+	LIC_TRY(check_one_license(world, engine, error));
+out:
+	lic_engine_free(engine);
+	return status;
+}
+
+static int bench_issue(const struct bench_settings *settings)
+{
 	lic_error error = {0};
 	struct bench_world world = {0};
-	lic_engine *engine = NULL;
-	struct ceiling_result ceiling = {0};
-	struct issue_result issue = {0};
-	unsigned submitters = settings->workers * SUBMITTERS_PER_WORKER;
-	bool measured = false;
+	struct bench_figures figures = {.submitters = settings->workers * SUBMITTERS_PER_WORKER};
 	struct sigaction action = {.sa_handler = on_interrupt}, old_int, old_term;
 	sigemptyset(&action.sa_mask);
 	atomic_store(&interrupted, false);
 	sigaction(SIGINT, &action, &old_int);
 	sigaction(SIGTERM, &action, &old_term);
 	xmlInitParser(); /* before any thread uses libxml2 */
-
-	LIC_TRY(world_setup(&world, settings->algorithm, &error));
-	cli_progress("bench: ceiling: RSA PKCS#1 SHA-256 signatures (%s) on %u threads for %g s…\n",
-		     key_algorithm_name(settings->algorithm), settings->workers, settings->seconds);
-	LIC_TRY(measure_ceiling(&world, settings->workers, settings->seconds, &ceiling, &error));
-	if (atomic_load(&interrupted))
-		goto out;
-	size_t pl_count = HOT_PL_COUNT;
-	if (!settings->hot) {
-		/* One fresh PL per license: the warm-up batches, then 1.5 × what a
-		 * perfect pipeline (ceiling / 2 licenses/s) issues, plus the batches
-		 * in flight at the deadline. */
-		double expected = ceiling.operations_per_s / 2 * settings->seconds;
-		double wanted = (double)(2 * submitters * settings->batch) + ceil(COLD_PL_HEADROOM * expected);
-		pl_count = wanted > (double)COLD_PL_MAX ? COLD_PL_MAX : (size_t)wanted;
-	}
-	cli_progress("bench: writing %zu publishing licenses…\n", pl_count);
-	LIC_TRY(world_write_pls(&world, pl_count, settings->workers, &error));
-	if (atomic_load(&interrupted))
-		goto out;
-	lic_engine_options options = {
-	    .keyring = world.keyring,
-	    .workers = settings->workers,
-	    .batch_max = settings->batch,
-	    .queue_max = (size_t)submitters * settings->batch + 8192,
-	    .pl_cache_entries = settings->hot ? 0 : SIZE_MAX, /* cold: off, so no license skips its unwrap */
-	};
-	LIC_TRY(lic_engine_new(&options, &engine, &error));
-	cli_progress("bench: issuing (%s) on %u workers from %u submitting threads for %g s…\n",
-		     settings->hot ? "hot" : "cold", settings->workers, submitters, settings->seconds);
-	LIC_TRY(run_engine(&world, engine, settings, submitters, &issue, &error));
-	if (atomic_load(&interrupted))
-		goto out;
-	measured = true;
-	if (issue.stats.private_key_operations != issue.licenses * (settings->hot ? 1u : 2u) && issue.errors == 0)
-		fprintf(stderr,
-			"licensor: bench: note: %llu private-key operations for %llu licenses (%s mode expects "
-			"%u each)\n",
-			(unsigned long long)issue.stats.private_key_operations,
-			(unsigned long long)issue.licenses, settings->hot ? "hot" : "cold",
-			settings->hot ? 1u : 2u);
-	LIC_TRY(check_one_license(&world, engine, &error));
-	print_json(settings, submitters, &ceiling, &issue, world.pl_count);
-out:
-	lic_engine_free(engine);
+	lic_status status = world_setup(&world, settings->algorithm, &error);
+	if (status == LIC_OK)
+		status = measure_and_issue(&world, settings, &figures, &error);
 	world_cleanup(&world);
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
-	if (status != LIC_OK) {
-		if (measured) /* the figures mean nothing if the licenses are wrong */
-			fprintf(stderr, "licensor: %s: the check license is wrong: %s\n",
-				lic_status_code(error.status), error.message);
-		else
-			cli_fail(&error);
-		return cli_exit_status(status) ? cli_exit_status(status) : 1;
-	}
-	if (atomic_load(&interrupted) && !measured) {
-		fputs("licensor: STATE: interrupted: nothing measured\n", stderr);
+	if (status != LIC_OK)
+		return cli_fail(&error);
+	if (atomic_load(&interrupted)) {
+		fputs("licensor: STATE: interrupted before the run finished: nothing measured\n", stderr);
 		return 130;
 	}
-	if (issue.errors > 0) {
+	print_json(settings, &figures);
+	if (figures.issue.errors > 0) {
+		const lic_error *first = &figures.issue.first_error;
 		fprintf(stderr, "licensor: %s: %llu of %llu license requests failed; the first: %s\n",
-			lic_status_code(issue.first_error.status), (unsigned long long)issue.errors,
-			(unsigned long long)(issue.errors + issue.licenses), issue.first_error.message);
+			lic_status_code(first->status), (unsigned long long)figures.issue.errors,
+			(unsigned long long)(figures.issue.errors + figures.issue.licenses), first->message);
 		return 1;
 	}
 	return 0;
@@ -882,20 +929,21 @@ int command_bench(int argc, char **argv)
 	if (args.help) {
 		printf("usage: licensor %s\n"
 		       "Measures the issuance pipeline in this process, in a temporary store of its own\n"
-		       "(--store is not used), and prints one JSON object: licenses_per_s,\n"
-		       "private_ops_per_license, ceiling_private_ops_per_s (OpenSSL's own RSA PKCS#1\n"
-		       "SHA-256 signatures per second with the same key on --workers threads, each with its\n"
-		       "own key, measured first in the same run for the same time) and efficiency =\n"
-		       "licenses_per_s × private_ops_per_license ÷ ceiling_private_ops_per_s.\n"
+		       "(--store is not used; it is removed afterwards), and prints one JSON object:\n"
+		       "licenses_per_s, private_ops_per_license, ceiling_private_ops_per_s (OpenSSL's own\n"
+		       "RSA PKCS#1 SHA-256 signatures per second with the same key on --workers threads,\n"
+		       "each with its own copy of the key, measured in the same run for --seconds: half\n"
+		       "before the engine runs, half after) and efficiency = licenses_per_s ×\n"
+		       "private_ops_per_license ÷ ceiling_private_ops_per_s.\n"
 		       "  cold (default)  every license from a distinct PL, PL cache off: an unwrap and a\n"
 		       "                  signature per license (private_ops_per_license 2)\n"
 		       "  --hot           64 PLs, cached before the clock starts: a signature only (1)\n"
 		       "  --workers N     engine workers and ceiling threads (default: online cores)\n"
-		       "  --seconds S     duration of each measurement (default 5)\n"
+		       "  --seconds S     how long the engine runs, and the ceiling (default 5)\n"
 		       "  --algorithm A   the tenant's key: rsa-2048 (default), rsa-3072, rsa-4096\n"
 		       "  --batch B       requests per lic_engine_issue call and jobs a worker takes at\n"
 		       "                  once (default 64); 2 × N threads submit\n"
-		       "Exits 1 when any license request failed.\n",
+		       "Exits 1 when any license request failed (the JSON counts them in errors).\n",
 		       bench_usage);
 		return 0;
 	}

@@ -24,6 +24,16 @@ static const char usage_text[] =
     "  activate    T --version N\n"
     "  audit       verify\n"
     "\n"
+    "Licenses:\n"
+    "  certify     T --principal EMAIL --pubkey user.pem [--days 31]          > rac.xml\n"
+    "  publish     T --content-id ID --owner EMAIL [--grant 'bob@x.com:VIEW,PRINT' ...]\n"
+    "              [--client-id C | --pubkey FILE] [--content-key-out F]     > pl.xml\n"
+    "  acquire     --rac rac.xml --pl pl.xml                                 > ul.xml\n"
+    "  open        --ul ul.xml --user-key user.pem    (prints the content key, hex)\n"
+    "\n"
+    "Benchmarks:\n"
+    "  bench       issue [--hot] [--workers N] [--seconds S] [--algorithm A] [--batch B]\n"
+    "\n"
     "Every command takes --store DIR (default: $LICENSOR_STORE, else ./var/licensor) and --help.\n"
     "Durations: 90s, 45m, 6h, 14d.\n";
 
@@ -37,7 +47,7 @@ static const struct command commands[] = {
     {"rekey", command_rekey},         {"rollout", command_rollout},   {"revoke", command_lifecycle},
     {"reinstate", command_lifecycle}, {"destroy", command_lifecycle}, {"activate", command_lifecycle},
     {"audit", command_audit},         {"certify", command_certify},   {"publish", command_publish},
-    {"acquire", command_acquire},     {"open", command_open},
+    {"acquire", command_acquire},     {"open", command_open},         {"bench", command_bench},
 };
 
 int main(int argc, char **argv)
