@@ -448,8 +448,6 @@ lic_status rights_account_certificate_read(xmlDocPtr source, xmlNodePtr element,
 	lic_status status = LIC_OK;
 	xmlNodePtr body = NULL, root = NULL;
 	char principal[POLICY_PRINCIPAL_MAX + 1];
-	uint8_t *spki = NULL;
-	size_t spki_length = 0;
 	static const char *const top[] = {"Body", "Signature", NULL};
 	static const char *const body_children[] = {"Tenant",    "Principal", "PublicKey",
 						    "NotBefore", "NotAfter",  NULL};
@@ -465,10 +463,10 @@ lic_status rights_account_certificate_read(xmlDocPtr source, xmlNodePtr element,
 		LIC_FAIL(error, LIC_MALFORMED, "Tenant is not a valid tenant name");
 	LIC_TRY(child_text(body, "Principal", principal, sizeof principal, error));
 	LIC_TRY(principal_normalize(principal, out->principal, error));
-	LIC_TRY(xml_child_base64(body, "PublicKey", false, &spki, &spki_length, error));
-	LIC_TRY(key_material_from_public_der(spki, spki_length, &out->public_key, error));
-	if (EVP_PKEY_get_bits(out->public_key) < 2048 || EVP_PKEY_get_bits(out->public_key) > 8192)
-		LIC_FAIL(error, LIC_UNSUPPORTED_VERSION, "the RAC's key must be RSA of 2048 to 8192 bits");
+	LIC_TRY(xml_child_base64(body, "PublicKey", false, &out->public_key_der, &out->public_key_der_length,
+				 error));
+	if (out->public_key_der_length < 64 || out->public_key_der_length > 2048)
+		LIC_FAIL(error, LIC_MALFORMED, "the RAC's PublicKey has an impossible length");
 	LIC_TRY(child_time(body, "NotBefore", false, &out->not_before, error));
 	LIC_TRY(child_time(body, "NotAfter", false, &out->not_after, error));
 	if (out->not_after < out->not_before)
@@ -476,10 +474,27 @@ lic_status rights_account_certificate_read(xmlDocPtr source, xmlNodePtr element,
 	LIC_TRY(xml_signature_key_name(out->document, out->signing_key_id_hex, error));
 	LIC_TRY(xml_c14n_digest(out->document, root, out->digest, error));
 out:
-	free(spki);
 	if (status != LIC_OK)
 		rights_account_certificate_cleanup(out);
 	return status;
+}
+
+lic_status rights_account_certificate_decode_key(struct rights_account_certificate *rac, lic_error *error)
+{
+	if (rac->public_key != NULL)
+		return LIC_OK;
+	EVP_PKEY *key = NULL;
+	lic_status status =
+	    key_material_from_public_der(rac->public_key_der, rac->public_key_der_length, &key, error);
+	if (status != LIC_OK)
+		return status;
+	if (EVP_PKEY_get_bits(key) < 2048 || EVP_PKEY_get_bits(key) > 8192) {
+		EVP_PKEY_free(key);
+		return lic_error_set(error, LIC_UNSUPPORTED_VERSION,
+				     "the RAC's key must be RSA of 2048 to 8192 bits");
+	}
+	rac->public_key = key;
+	return LIC_OK;
 }
 
 lic_status rights_account_certificate_verify(const struct rights_account_certificate *rac,
@@ -492,6 +507,8 @@ void rights_account_certificate_cleanup(struct rights_account_certificate *rac)
 {
 	EVP_PKEY_free(rac->public_key);
 	rac->public_key = NULL;
+	free(rac->public_key_der);
+	rac->public_key_der = NULL;
 	xmlFreeDoc(rac->document);
 	rac->document = NULL;
 }

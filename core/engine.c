@@ -328,10 +328,12 @@ static void item_check(struct lic_engine *engine, const struct keyring_snapshot 
 			  tenant->name);
 		return;
 	}
-	if (rac_cache_lookup(engine->rac_cache, item->rac.digest, now)) {
+	if (rac_cache_lookup(engine->rac_cache, item->rac.digest, now, &item->rac.public_key)) {
 		atomic_fetch_add(&engine->stats.rac_cache_hits, 1);
 	} else {
 		atomic_fetch_add(&engine->stats.rac_cache_misses, 1);
+		if (rights_account_certificate_decode_key(&item->rac, error) != LIC_OK)
+			return;
 		EVP_PKEY *signer_key = public_key_of(signer, error);
 		if (signer_key == NULL)
 			return;
@@ -339,7 +341,7 @@ static void item_check(struct lic_engine *engine, const struct keyring_snapshot 
 		EVP_PKEY_free(signer_key);
 		if (status != LIC_OK)
 			return;
-		rac_cache_insert(engine->rac_cache, item->rac.digest, now);
+		rac_cache_insert(engine->rac_cache, item->rac.digest, item->rac.public_key, now);
 	}
 	if (now < item->rac.not_before || now > item->rac.not_after) {
 		item_fail(item, LIC_RAC_EXPIRED, "the RAC of %s is not valid at this time",
@@ -895,15 +897,17 @@ lic_status lic_engine_new(const lic_engine_options *options, lic_engine **out, l
 	engine->workers = status == LIC_OK ? calloc(engine->worker_count, sizeof *engine->workers) : NULL;
 	if (status == LIC_OK && engine->workers == NULL)
 		status = lic_error_set(error, LIC_INTERNAL, "out of memory");
-	unsigned started = 0;
-	for (; status == LIC_OK && started < engine->worker_count; started++) {
+	unsigned started = 0; /* threads running: the ones lic_engine_free joins */
+	while (status == LIC_OK && started < engine->worker_count) {
 		engine->workers[started].engine = engine;
 		if (pthread_create(&engine->workers[started].thread, NULL, worker_main,
 				   &engine->workers[started]) != 0)
 			status = lic_error_set(error, LIC_INTERNAL, "cannot start worker threads");
+		else
+			started++;
 	}
 	if (status != LIC_OK) {
-		engine->worker_count = started > 0 && status != LIC_OK ? started - 1 : 0;
+		engine->worker_count = started;
 		lic_engine_free(engine);
 		return status;
 	}

@@ -1,8 +1,8 @@
 /*
  * engine_cache.c: set-associative caches with a lock per set (see
- * engine_cache.h). The PL cache's entries, which hold content keys, are one
- * block of OpenSSL secure memory: locked, MADV_DONTDUMP, and wiped
- * (OPENSSL_cleanse) whenever an entry leaves.
+ * engine_cache.h). The PL cache's content keys are one block of OpenSSL
+ * secure memory (locked, MADV_DONTDUMP), parallel to the entries' metadata,
+ * and a key is wiped (OPENSSL_cleanse) whenever its entry leaves.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -21,9 +21,10 @@
 #define DEFAULT_PL_TTL 3600
 #define RAC_TTL 3600
 
+/* The metadata of an entry; its content key sits at the same index of the
+ * secure content_keys array, so only 32 bytes an entry use the secure heap. */
 struct pl_entry {
 	uint8_t key[32];
-	uint8_t content_key[32];
 	uint8_t key_id[16];
 	char tenant[TENANT_NAME_MAX + 1];
 	int64_t inserted_at; /* 0 = empty */
@@ -33,14 +34,16 @@ struct pl_cache {
 	bool disabled;
 	size_t sets; /* a power of two */
 	int64_t ttl_s;
-	struct pl_entry *entries; /* sets × WAYS, secure memory */
-	size_t entries_bytes;
+	struct pl_entry *entries;    /* sets × WAYS */
+	uint8_t (*content_keys)[32]; /* sets × WAYS, secure memory */
+	size_t content_keys_bytes;
 	pthread_mutex_t *locks; /* one per set */
 	atomic_uint_fast64_t purged_generation;
 };
 
 struct rac_entry {
 	uint8_t digest[32];
+	EVP_PKEY *user_key;
 	int64_t inserted_at;
 };
 
@@ -95,10 +98,11 @@ lic_status pl_cache_new(size_t entries, int64_t ttl_s, struct pl_cache **out, li
 		return LIC_OK;
 	}
 	cache->sets = sets_for(entries);
-	cache->entries_bytes = cache->sets * WAYS * sizeof(struct pl_entry);
-	cache->entries = secure_alloc(cache->entries_bytes);
+	cache->entries = calloc(cache->sets * WAYS, sizeof *cache->entries);
+	cache->content_keys_bytes = cache->sets * WAYS * sizeof *cache->content_keys;
+	cache->content_keys = secure_alloc(cache->content_keys_bytes);
 	cache->locks = new_locks(cache->sets);
-	if (cache->entries == NULL || cache->locks == NULL) {
+	if (cache->entries == NULL || cache->content_keys == NULL || cache->locks == NULL) {
 		size_t wanted = cache->sets * WAYS;
 		pl_cache_free(cache);
 		return lic_error_set(error, LIC_INTERNAL,
@@ -112,14 +116,16 @@ void pl_cache_free(struct pl_cache *cache)
 {
 	if (cache == NULL)
 		return;
-	secure_free(cache->entries, cache->entries_bytes); /* wipes every content key */
+	secure_free(cache->content_keys, cache->content_keys_bytes); /* wipes every content key */
+	free(cache->entries);
 	free_locks(cache->locks, cache->sets);
 	free(cache);
 }
 
-static void pl_entry_wipe(struct pl_entry *entry)
+static void pl_entry_wipe(struct pl_cache *cache, struct pl_entry *entry)
 {
-	OPENSSL_cleanse(entry, sizeof *entry);
+	OPENSSL_cleanse(cache->content_keys[entry - cache->entries], 32);
+	memset(entry, 0, sizeof *entry);
 }
 
 bool pl_cache_lookup(struct pl_cache *cache, const uint8_t key[32], int64_t now, uint8_t content_key[32])
@@ -135,10 +141,10 @@ bool pl_cache_lookup(struct pl_cache *cache, const uint8_t key[32], int64_t now,
 		if (entry->inserted_at == 0 || CRYPTO_memcmp(entry->key, key, 32) != 0)
 			continue;
 		if (now - entry->inserted_at >= cache->ttl_s) {
-			pl_entry_wipe(entry);
+			pl_entry_wipe(cache, entry);
 			break;
 		}
-		memcpy(content_key, entry->content_key, 32);
+		memcpy(content_key, cache->content_keys[entry - cache->entries], 32);
 		found = true;
 		break;
 	}
@@ -168,9 +174,9 @@ void pl_cache_insert(struct pl_cache *cache, const uint8_t key[32], const uint8_
 		if (entry->inserted_at < victim->inserted_at)
 			victim = entry;
 	}
-	pl_entry_wipe(victim);
+	pl_entry_wipe(cache, victim);
 	memcpy(victim->key, key, 32);
-	memcpy(victim->content_key, content_key, 32);
+	memcpy(cache->content_keys[victim - cache->entries], content_key, 32);
 	memcpy(victim->key_id, key_id, 16);
 	strncpy(victim->tenant, tenant, TENANT_NAME_MAX);
 	victim->inserted_at = now > 0 ? now : 1;
@@ -200,7 +206,7 @@ size_t pl_cache_purge(struct pl_cache *cache, lic_keyring *keyring, const struct
 				version = tenant_find_key_id(tenant, entry->key_id);
 			if (version == NULL || version->state == LIC_KEY_STATE_REVOKED ||
 			    version->state == LIC_KEY_STATE_DESTROYED || tenant->disabled) {
-				pl_entry_wipe(entry);
+				pl_entry_wipe(cache, entry);
 				dropped++;
 			}
 		}
@@ -246,12 +252,14 @@ void rac_cache_free(struct rac_cache *cache)
 {
 	if (cache == NULL)
 		return;
+	for (size_t i = 0; cache->entries && i < cache->sets * WAYS; i++)
+		EVP_PKEY_free(cache->entries[i].user_key);
 	free(cache->entries);
 	free_locks(cache->locks, cache->sets);
 	free(cache);
 }
 
-bool rac_cache_lookup(struct rac_cache *cache, const uint8_t digest[32], int64_t now)
+bool rac_cache_lookup(struct rac_cache *cache, const uint8_t digest[32], int64_t now, EVP_PKEY **user_key)
 {
 	if (cache->disabled)
 		return false;
@@ -261,7 +269,8 @@ bool rac_cache_lookup(struct rac_cache *cache, const uint8_t digest[32], int64_t
 	for (int i = 0; i < WAYS; i++) {
 		struct rac_entry *entry = &cache->entries[set * WAYS + i];
 		if (entry->inserted_at != 0 && memcmp(entry->digest, digest, 32) == 0 &&
-		    now - entry->inserted_at < RAC_TTL) {
+		    now - entry->inserted_at < RAC_TTL && EVP_PKEY_up_ref(entry->user_key) == 1) {
+			*user_key = entry->user_key;
 			found = true;
 			break;
 		}
@@ -270,9 +279,9 @@ bool rac_cache_lookup(struct rac_cache *cache, const uint8_t digest[32], int64_t
 	return found;
 }
 
-void rac_cache_insert(struct rac_cache *cache, const uint8_t digest[32], int64_t now)
+void rac_cache_insert(struct rac_cache *cache, const uint8_t digest[32], EVP_PKEY *user_key, int64_t now)
 {
-	if (cache->disabled)
+	if (cache->disabled || EVP_PKEY_up_ref(user_key) != 1)
 		return;
 	size_t set = set_of(digest, cache->sets);
 	pthread_mutex_lock(&cache->locks[set]);
@@ -286,7 +295,9 @@ void rac_cache_insert(struct rac_cache *cache, const uint8_t digest[32], int64_t
 		if (entry->inserted_at < victim->inserted_at)
 			victim = entry;
 	}
+	EVP_PKEY_free(victim->user_key);
 	memcpy(victim->digest, digest, 32);
+	victim->user_key = user_key;
 	victim->inserted_at = now > 0 ? now : 1;
 	pthread_mutex_unlock(&cache->locks[set]);
 }
