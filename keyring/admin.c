@@ -70,9 +70,9 @@ typedef lic_status (*tenant_change)(struct tenant *tenant, const void *argument,
 				    lic_error *error);
 
 /* The common transaction: lock, load, settle, change, save, audit. */
-static lic_status transact(const struct admin_context *context, const char *name, tenant_change change,
-			   const void *argument, const char *action, uint32_t version, const char *reason,
-			   lic_error *error)
+static lic_status transact_detail(const struct admin_context *context, const char *name, tenant_change change,
+				  const void *argument, const char *action, uint32_t version,
+				  const char *reason, const char *detail, lic_error *error)
 {
 	lic_status status = LIC_OK;
 	struct tenant *tenant = NULL;
@@ -88,11 +88,18 @@ static lic_status transact(const struct admin_context *context, const char *name
 	LIC_TRY(store_save_tenant(context->store, tenant, 0, error));
 	if (settled)
 		LIC_TRY(record_settled(context, name, &before, now, error));
-	LIC_TRY(record(context, action, name, version, reason, NULL, now, error));
+	LIC_TRY(record(context, action, name, version, reason, detail, now, error));
 out:
 	store_unlock(context->store);
 	tenant_free(tenant);
 	return status;
+}
+
+static lic_status transact(const struct admin_context *context, const char *name, tenant_change change,
+			   const void *argument, const char *action, uint32_t version, const char *reason,
+			   lic_error *error)
+{
+	return transact_detail(context, name, change, argument, action, version, reason, NULL, error);
 }
 
 lic_status admin_tenant_add(const struct admin_context *context, const char *name,
@@ -145,6 +152,30 @@ lic_status admin_tenant_set_disabled(const struct admin_context *context, const 
 {
 	return transact(context, tenant, change_disabled, &disabled,
 			disabled ? "tenant-disable" : "tenant-enable", 0, NULL, error);
+}
+
+struct super_user_argument {
+	const char *address;
+	bool add;
+};
+
+static lic_status change_super_user(struct tenant *tenant, const void *argument, int64_t now,
+				    lic_error *error)
+{
+	const struct super_user_argument *a = argument;
+	if (tenant->disabled)
+		return lic_error_set(error, LIC_TENANT_DISABLED, "tenant %s is disabled: enable it first",
+				     tenant->name);
+	return a->add ? tenant_add_super_user(tenant, a->address, error)
+		      : tenant_remove_super_user(tenant, a->address, error);
+}
+
+lic_status admin_tenant_super_user(const struct admin_context *context, const char *tenant,
+				   const char *address, bool add, lic_error *error)
+{
+	struct super_user_argument argument = {address, add};
+	return transact_detail(context, tenant, change_super_user, &argument,
+			       add ? "super-user-add" : "super-user-remove", 0, NULL, address, error);
 }
 
 struct version_argument {

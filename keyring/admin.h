@@ -35,6 +35,12 @@ lic_status admin_destroy(const struct admin_context *context, const char *tenant
 lic_status admin_activate(const struct admin_context *context, const char *tenant, uint32_t version,
 			  lic_error *error);
 
+/* Adds (add = true) or removes a super-user address, already normalized
+ * (lowercase) by the caller: super-users get every right on every PL of the
+ * tenant. */
+lic_status admin_tenant_super_user(const struct admin_context *context, const char *tenant,
+				   const char *address, bool add, lic_error *error);
+
 /* Reads a tenant for display, with a completed rollout applied in memory only. */
 lic_status admin_load_tenant(const struct admin_context *context, const char *tenant, struct tenant **out,
 			     lic_error *error);

@@ -79,5 +79,6 @@ int command_publish(int argc, char **argv);
 int command_acquire(int argc, char **argv);
 int command_open(int argc, char **argv);
 int command_bench(int argc, char **argv);
+int command_superuser(int argc, char **argv);
 
 #endif

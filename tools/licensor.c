@@ -23,6 +23,7 @@ static const char usage_text[] =
     "  destroy     T --version N --yes\n"
     "  activate    T --version N\n"
     "  audit       verify\n"
+    "  superuser   add T EMAIL | remove T EMAIL | list T [--json]\n"
     "\n"
     "Licenses:\n"
     "  certify     T --principal EMAIL --pubkey user.pem [--days 31]          > rac.xml\n"
@@ -48,6 +49,7 @@ static const struct command commands[] = {
     {"reinstate", command_lifecycle}, {"destroy", command_lifecycle}, {"activate", command_lifecycle},
     {"audit", command_audit},         {"certify", command_certify},   {"publish", command_publish},
     {"acquire", command_acquire},     {"open", command_open},         {"bench", command_bench},
+    {"superuser", command_superuser},
 };
 
 int main(int argc, char **argv)

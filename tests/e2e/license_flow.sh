@@ -73,6 +73,22 @@ check "acquire for the owner" lic acquire --rac alice-rac.xml --pl doc-1.pl.xml
 check_eq "the owner holds OWNER and every right" \
 	"VIEW EDIT PRINT EXPORT FORWARD REPLY EXTRACT VIEWRIGHTSDATA OWNER" "$(xml_text "$E2E_OUT" Rights)"
 
+# Super-users get every right on every PL of the tenant.
+check "certify the compliance officer" lic certify contoso --principal compliance@contoso.com --pubkey carol.pub.pem
+cp "$E2E_OUT" compliance-rac.xml
+expect_fail NO_RIGHTS "no grant, not yet a super-user" lic acquire --rac compliance-rac.xml --pl doc-1.pl.xml
+check "superuser add" lic superuser add contoso Compliance@Contoso.com
+check_eq "superuser list shows the normalized address" '["compliance@contoso.com"]' \
+	"$(lic superuser list contoso --json)"
+expect_fail STATE "adding the same super-user twice" lic superuser add contoso compliance@contoso.com
+check "a super-user acquires" lic acquire --rac compliance-rac.xml --pl doc-1.pl.xml
+check_eq "with every right" "VIEW EDIT PRINT EXPORT FORWARD REPLY EXTRACT VIEWRIGHTSDATA OWNER" \
+	"$(xml_text "$E2E_OUT" Rights)"
+check "superuser remove" lic superuser remove contoso compliance@contoso.com
+expect_fail NO_RIGHTS "removed, no rights again" lic acquire --rac compliance-rac.xml --pl doc-1.pl.xml
+expect_fail STATE "removing one who is not a super-user" lic superuser remove contoso nobody@contoso.com
+expect_fail USAGE "a super-user must be an address" lic superuser add contoso '*@contoso.com'
+
 # ---- error codes ----
 expect_fail NO_RIGHTS "carol has no grant" lic acquire --rac carol-rac.xml --pl doc-1.pl.xml
 check "certify a fabrikam user" lic certify fabrikam --principal dan@fabrikam.com --pubkey carol.pub.pem
