@@ -512,6 +512,24 @@ static void job_free(struct job *job)
 	free(job);
 }
 
+/* An Item holds its RAC and its PL, and nothing else but whitespace and comments. */
+static bool item_holds_only(xmlNodePtr item, lic_error *error)
+{
+	for (xmlNodePtr child = item->children; child; child = child->next) {
+		if (child->type == XML_COMMENT_NODE ||
+		    (child->type == XML_TEXT_NODE && xmlIsBlankNode(child)))
+			continue;
+		if (child->type == XML_ELEMENT_NODE &&
+		    (strcmp((const char *)child->name, "RightsAccountCertificate") == 0 ||
+		     strcmp((const char *)child->name, "PublishingLicense") == 0))
+			continue;
+		lic_error_set(error, LIC_MALFORMED,
+			      "an Item holds only a RightsAccountCertificate and a PublishingLicense");
+		return false;
+	}
+	return true;
+}
+
 /* Splits a job into items and parses them (phase 1, first half). */
 static void job_prepare(struct job *job)
 {
@@ -541,11 +559,14 @@ static void job_prepare(struct job *job)
 		return;
 	size_t count = 0;
 	for (xmlNodePtr child = root->children; child; child = child->next) {
-		if (child->type == XML_TEXT_NODE || child->type == XML_COMMENT_NODE)
+		if (child->type == XML_COMMENT_NODE ||
+		    (child->type == XML_TEXT_NODE && xmlIsBlankNode(child)))
 			continue;
-		if (child->type != XML_ELEMENT_NODE || strcmp((const char *)child->name, "Item") != 0) {
+		if (child->type != XML_ELEMENT_NODE || strcmp((const char *)child->name, "Item") != 0 ||
+		    child->ns == NULL || strcmp((const char *)child->ns->href, LICENSOR_NAMESPACE) != 0) {
 			lic_error_set(&job->job_error, LIC_MALFORMED,
-				      "AcquireLicense holds only Item elements");
+				      "AcquireLicense holds only Item elements (in namespace %s)",
+				      LICENSOR_NAMESPACE);
 			return;
 		}
 		if (++count > ACQUIRE_MAX_ITEMS) {
@@ -570,7 +591,8 @@ static void job_prepare(struct job *job)
 			continue;
 		struct item *item = &job->items[index++];
 		xmlNodePtr rac = NULL, pl = NULL;
-		if (xml_child(child, "RightsAccountCertificate", false, &rac, &item->error) != LIC_OK ||
+		if (!item_holds_only(child, &item->error) ||
+		    xml_child(child, "RightsAccountCertificate", false, &rac, &item->error) != LIC_OK ||
 		    xml_child(child, "PublishingLicense", false, &pl, &item->error) != LIC_OK)
 			continue;
 		item_parse(item, job->request, rac, job->request, pl);

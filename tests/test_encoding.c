@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "keyring/encoding.h"
+#include "keyring/error.h"
 #include "keyring/utc_time.h"
 
 static void check_base64(const char *plain, const char *encoded)
@@ -125,6 +126,22 @@ static void test_durations(void **state)
 	assert_string_equal(text, "0s");
 }
 
+/* Error sentences quote names from untrusted input, cut to a byte length: they
+ * must leave lic_error_set as valid UTF-8 without control characters. */
+static void test_error_sentences_are_clean_text(void **state)
+{
+	(void)state;
+	lic_error error;
+	lic_error_set(&error, LIC_MALFORMED, "element %.4s", "a\xc3\xa9\xc3\xa9"); /* cuts the second é */
+	assert_string_equal(error.message, "element a\xc3\xa9?");
+	lic_error_set(&error, LIC_MALFORMED, "bad %s", "\xff\x01\x7f ok \xe2\x82\xac");
+	assert_string_equal(error.message, "bad ??? ok \xe2\x82\xac");
+	lic_error_set(&error, LIC_MALFORMED, "%s",
+		      "\xed\xa0\x80 \xf4\x90\x80\x80 \xc0\xaf"); /* surrogate, >U+10FFFF, overlong */
+	assert_string_equal(error.message, "??? ???? ??");
+	assert_int_equal(error.status, LIC_MALFORMED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -133,6 +150,7 @@ int main(void)
 	    cmocka_unit_test(test_hex),
 	    cmocka_unit_test(test_utc_time),
 	    cmocka_unit_test(test_durations),
+	    cmocka_unit_test(test_error_sentences_are_clean_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,6 +22,7 @@
 #include "keyring/audit.h"
 #include "keyring/file_io.h"
 #include "keyring/snapshot.h"
+#include "keyring/xml_document.h"
 #include "keyring/store.h"
 #include "test_helpers.h"
 
@@ -356,6 +357,64 @@ static void test_compromised_uses_are_counted_and_audited(void **state)
 	free(pl);
 }
 
+static void wait_for(struct acquire_outcome *outcome)
+{
+	pthread_mutex_lock(&outcome->lock);
+	while (!outcome->finished)
+		pthread_cond_wait(&outcome->done, &outcome->lock);
+	pthread_mutex_unlock(&outcome->lock);
+}
+
+/* Found by fuzz_acquire_request: an element name of multi-byte characters,
+ * cut to 40 bytes in an error sentence, split a character and made the
+ * response invalid XML. Every response must parse. */
+static void test_responses_stay_well_formed(void **state)
+{
+	struct world_fixture *fixture = *state;
+	static const char cut_character[] =
+	    "<AcquireLicense xmlns=\"urn:licensor:v1\"><Item><RightsAccountCertificate Version=\"1\"><a"
+	    "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+	    "\xc3\xa9"
+	    "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9/></RightsAccountCertificate>"
+	    "<PublishingLicense/></Item></AcquireLicense>";
+	static const char text_in_request[] =
+	    "<AcquireLicense xmlns=\"urn:licensor:v1\">free text<Item/></AcquireLicense>";
+	static const char foreign_item[] =
+	    "<AcquireLicense xmlns=\"urn:licensor:v1\"><x:Item xmlns:x=\"urn:other\"/></AcquireLicense>";
+	static const char junk_in_item[] =
+	    "<AcquireLicense xmlns=\"urn:licensor:v1\"><Item><Junk/></Item></AcquireLicense>";
+	const struct {
+		const char *body;
+		int status;
+		const char *code;
+	} cases[] = {
+	    {cut_character, 200, "Code=\"MALFORMED\""},
+	    {text_in_request, 400, "Code=\"MALFORMED\""},
+	    {foreign_item, 400, "Code=\"MALFORMED\""},
+	    {junk_in_item, 200, "an Item holds only"},
+	};
+	lic_engine *engine = new_engine(fixture, 1);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct acquire_outcome outcome = {.lock = PTHREAD_MUTEX_INITIALIZER,
+						  .done = PTHREAD_COND_INITIALIZER};
+		lic_error error = {0};
+		assert_int_equal(lic_engine_submit_acquire(engine, cases[i].body, strlen(cases[i].body),
+							   on_acquire, &outcome, &error),
+				 LIC_OK);
+		wait_for(&outcome);
+		assert_int_equal(outcome.status, cases[i].status);
+		if (strstr(outcome.response, cases[i].code) == NULL)
+			fail_msg("case %zu: '%s' not in %s", i, cases[i].code, outcome.response);
+		xmlDocPtr response = NULL;
+		if (xml_document_parse(outcome.response, strlen(outcome.response), 1 << 20, &response,
+				       &error) != LIC_OK)
+			fail_msg("case %zu: the response is not well-formed XML: %s", i, error.message);
+		xmlFreeDoc(response);
+		free(outcome.response);
+	}
+	lic_engine_free(engine);
+}
+
 static void test_queue_bound_refuses_with_overloaded(void **state)
 {
 	struct world_fixture *fixture = *state;
@@ -403,6 +462,7 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_acquire_request_and_response, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_compromised_uses_are_counted_and_audited, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_responses_stay_well_formed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_queue_bound_refuses_with_overloaded, setup, teardown),
 	    cmocka_unit_test(test_pl_cache_bounds_and_ttl),
 	};
