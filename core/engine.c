@@ -969,4 +969,5 @@ void lic_engine_get_stats(lic_engine *engine, lic_engine_stats *out)
 	out->rac_cache_hits = atomic_load(&engine->stats.rac_cache_hits);
 	out->rac_cache_misses = atomic_load(&engine->stats.rac_cache_misses);
 	out->compromised_uses = atomic_load(&engine->stats.compromised_uses);
+	out->pl_cache_entries = pl_cache_count(engine->pl_cache);
 }

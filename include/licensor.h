@@ -236,6 +236,7 @@ typedef struct lic_engine_stats {
 	uint64_t pl_cache_hits, pl_cache_misses;
 	uint64_t rac_cache_hits, rac_cache_misses;
 	uint64_t compromised_uses; /* unwraps under a compromised version */
+	uint64_t pl_cache_entries; /* content keys held now */
 } lic_engine_stats;
 LIC_API void lic_engine_get_stats(lic_engine *engine, lic_engine_stats *out);
 

@@ -227,12 +227,16 @@ static void test_pl_cache_saves_the_unwrap_and_is_purged_on_revoke(void **state)
 	tenant_free(tenant);
 	free(result.use_license);
 
+	lic_engine_get_stats(engine, &stats);
+	assert_int_equal(stats.pl_cache_entries, 1); /* the content key under version 1 */
 	assert_int_equal(admin_revoke(&fixture->admin, "contoso", 1, false, &error), LIC_OK);
 	assert_int_equal(lic_keyring_reload(fixture->keyring, &error), LIC_OK);
 	assert_int_equal(lic_engine_issue(engine, &request, 1, &result, &error), LIC_OK);
 	/* bob's RAC was signed by version 1, now revoked: the RAC is refused first. */
 	assert_int_equal(result.error.status, LIC_RAC_INVALID);
+	/* The first batch under the new snapshot dropped (and wiped) the entry. */
 	lic_engine_get_stats(engine, &stats);
+	assert_int_equal(stats.pl_cache_entries, 0);
 	lic_engine_free(engine);
 	free(pl);
 }
