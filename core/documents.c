@@ -430,13 +430,16 @@ out:
  * Reference URI="" covers exactly it: the element's exclusive C14N (which
  * declares on it every namespace it uses, wherever they were declared) parsed
  * anew. Exclusive C14N is idempotent, so the signature is unaffected. */
-static lic_status own_document(xmlDocPtr source, xmlNodePtr element, xmlDocPtr *out, lic_error *error)
+static lic_status own_document(xmlDocPtr source, xmlNodePtr element, xmlDocPtr *out, uint8_t digest[32],
+			       lic_error *error)
 {
 	xmlChar *text = NULL;
 	int length = 0;
 	lic_status status = xml_c14n_subtree(source, element, &text, &length, error);
 	if (status != LIC_OK)
 		return status;
+	/* These bytes are the RAC's canonical form: its digest (the cache key) too. */
+	SHA256(text, (size_t)length, digest);
 	status = xml_document_parse((const char *)text, (size_t)length, DOCUMENT_MAX_BYTES, out, error);
 	xmlFree(text);
 	return status;
@@ -454,7 +457,7 @@ lic_status rights_account_certificate_read(xmlDocPtr source, xmlNodePtr element,
 	memset(out, 0, sizeof *out);
 	LIC_TRY(check_root(element, "RightsAccountCertificate", error));
 	LIC_TRY(check_children(element, top, error));
-	LIC_TRY(own_document(source, element, &out->document, error));
+	LIC_TRY(own_document(source, element, &out->document, out->digest, error));
 	root = xmlDocGetRootElement(out->document);
 	LIC_TRY(xml_child(root, "Body", false, &body, error));
 	LIC_TRY(check_children(body, body_children, error));
@@ -472,7 +475,6 @@ lic_status rights_account_certificate_read(xmlDocPtr source, xmlNodePtr element,
 	if (out->not_after < out->not_before)
 		LIC_FAIL(error, LIC_MALFORMED, "NotAfter is before NotBefore");
 	LIC_TRY(xml_signature_key_name(out->document, out->signing_key_id_hex, error));
-	LIC_TRY(xml_c14n_digest(out->document, root, out->digest, error));
 out:
 	if (status != LIC_OK)
 		rights_account_certificate_cleanup(out);

@@ -71,7 +71,10 @@ struct item {
 	const struct key_version *signing_version;
 	const struct tenant *tenant;
 	int64_t not_after;
-	/* output */
+	/* output: serialised for a single request, the document itself for an
+	 * AcquireLicense response (copied into it, never re-parsed) */
+	bool keep_document;
+	xmlDocPtr use_license_document;
 	char *use_license;
 	size_t use_license_length;
 };
@@ -456,6 +459,11 @@ static void build_license(struct worker *worker, struct item *item, EVP_PKEY *si
 	fields.enabling_bits_length = wrapped_length;
 	atomic_fetch_add(&worker->engine->stats.private_key_operations, 1);
 	LIC_TRY(use_license_build(&fields, signing_key, item->signing_version->key_id_hex, &document, error));
+	if (item->keep_document) {
+		item->use_license_document = document;
+		document = NULL;
+		goto out;
+	}
 	xmlChar *text = NULL;
 	int size = 0;
 	xmlDocDumpMemoryEnc(document, &text, &size, "UTF-8");
@@ -498,6 +506,7 @@ static void item_cleanup(struct item *item)
 		publishing_license_cleanup(&item->pl);
 	OPENSSL_cleanse(item->content_key, sizeof item->content_key);
 	free(item->use_license);
+	xmlFreeDoc(item->use_license_document);
 }
 
 static void job_free(struct job *job)
@@ -590,6 +599,7 @@ static void job_prepare(struct job *job)
 		if (child->type != XML_ELEMENT_NODE)
 			continue;
 		struct item *item = &job->items[index++];
+		item->keep_document = true;
 		xmlNodePtr rac = NULL, pl = NULL;
 		if (!item_holds_only(child, &item->error) ||
 		    xml_child(child, "RightsAccountCertificate", false, &rac, &item->error) != LIC_OK ||
@@ -631,16 +641,12 @@ static void job_respond(struct job *job)
 			char index[24];
 			snprintf(index, sizeof index, "%zu", i);
 			xmlSetProp(result, (const xmlChar *)"Index", (const xmlChar *)index);
-			if (!item_failed(item) && item->use_license != NULL) {
-				xmlDocPtr ul = NULL;
-				if (xml_document_parse(item->use_license, item->use_license_length,
-						       DOCUMENT_MAX_BYTES, &ul, NULL) == LIC_OK) {
-					xmlNodePtr copy =
-					    xmlDocCopyNode(xmlDocGetRootElement(ul), response, 1);
-					xmlAddChild(result, copy);
-					xmlFreeDoc(ul);
+			if (!item_failed(item) && item->use_license_document != NULL) {
+				xmlNodePtr copy = xmlDocCopyNode(
+				    xmlDocGetRootElement(item->use_license_document), response, 1);
+				if (copy != NULL && xmlAddChild(result, copy) != NULL)
 					continue;
-				}
+				xmlFreeNode(copy);
 				lic_error_set(&item->error, LIC_INTERNAL, "cannot embed the use license");
 			}
 			xmlNodePtr error = xmlNewChild(result, root->ns, (const xmlChar *)"Error", NULL);
