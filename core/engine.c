@@ -129,6 +129,7 @@ struct lic_engine {
 	/* Uses of compromised versions, written to the audit log (DESIGN.md §1)
 	 * as one summary line per version at most once a minute. */
 	pthread_mutex_t compromised_lock;
+	pthread_mutex_t store_lock; /* one audit writer at a time (the store handle is shared) */
 	struct compromised_use {
 		char tenant[TENANT_NAME_MAX + 1];
 		uint32_t version;
@@ -249,26 +250,41 @@ static EVP_PKEY *public_key_of(const struct key_version *version, lic_error *err
 	return key;
 }
 
-static void note_compromised_use(struct lic_engine *engine, const char *tenant, uint32_t version, int64_t now)
+/* Adds `count` uses of a compromised version since `since`. A slot whose uses
+ * are all logged is reused, so only 64 versions with unlogged uses at once
+ * are tracked; beyond that, uses are still counted in the stats. */
+static void note_compromised_uses(struct lic_engine *engine, const char *tenant, uint32_t version,
+				  int64_t since, uint64_t count)
 {
-	atomic_fetch_add(&engine->stats.compromised_uses, 1);
 	pthread_mutex_lock(&engine->compromised_lock);
-	struct compromised_use *use = NULL;
-	for (size_t i = 0; i < engine->compromised_count && use == NULL; i++)
-		if (engine->compromised[i].version == version &&
-		    strcmp(engine->compromised[i].tenant, tenant) == 0)
-			use = &engine->compromised[i];
-	if (use == NULL && engine->compromised_count < COMPROMISED_TRACKED) {
-		use = &engine->compromised[engine->compromised_count++];
+	struct compromised_use *use = NULL, *free_slot = NULL;
+	for (size_t i = 0; i < engine->compromised_count && use == NULL; i++) {
+		struct compromised_use *candidate = &engine->compromised[i];
+		if (candidate->version == version && strcmp(candidate->tenant, tenant) == 0)
+			use = candidate;
+		else if (candidate->pending == 0 && free_slot == NULL)
+			free_slot = candidate;
+	}
+	if (use == NULL && engine->compromised_count < COMPROMISED_TRACKED)
+		free_slot = &engine->compromised[engine->compromised_count++];
+	if (use == NULL && free_slot != NULL) {
+		use = free_slot;
+		memset(use, 0, sizeof *use);
 		snprintf(use->tenant, sizeof use->tenant, "%s", tenant);
 		use->version = version;
 	}
 	if (use != NULL) {
-		if (use->pending == 0)
-			use->since = now;
-		use->pending++;
+		if (use->pending == 0 || since < use->since)
+			use->since = since;
+		use->pending += count;
 	}
 	pthread_mutex_unlock(&engine->compromised_lock);
+}
+
+static void note_compromised_use(struct lic_engine *engine, const char *tenant, uint32_t version, int64_t now)
+{
+	atomic_fetch_add(&engine->stats.compromised_uses, 1);
+	note_compromised_uses(engine, tenant, version, now, 1);
 }
 
 /* Writes the pending uses of compromised versions to the audit log: each
@@ -276,31 +292,44 @@ static void note_compromised_use(struct lic_engine *engine, const char *tenant, 
  * `all` (engine shutdown). A failure to log is retried at the next flush. */
 static void log_compromised_uses(struct lic_engine *engine, int64_t now, bool all)
 {
+	/* Take the due counts under the mutex, write them without it: waiting
+	 * for the store lock (an operator's command may hold it for seconds) must
+	 * not stall the workers that note uses inside their read sections. */
+	struct compromised_use due[COMPROMISED_TRACKED];
+	size_t due_count = 0;
 	pthread_mutex_lock(&engine->compromised_lock);
-	struct store *store = keyring_store(engine->keyring);
 	for (size_t i = 0; i < engine->compromised_count; i++) {
 		struct compromised_use *use = &engine->compromised[i];
 		if (use->pending == 0 || (!all && now - use->logged_at < COMPROMISED_LOG_INTERVAL))
 			continue;
-		char since[UTC_TIME_LENGTH], detail[128];
-		utc_time_format(use->since, since);
-		snprintf(detail, sizeof detail, "%llu unwraps of old content since %s",
-			 (unsigned long long)use->pending, since);
-		struct audit_event event = {.actor = "licensor-engine",
-					    .action = "compromised-use",
-					    .tenant = use->tenant,
-					    .version = use->version,
-					    .detail = detail};
-		if (store_lock(store, NULL) != LIC_OK)
-			break;
-		lic_status status = audit_append(store->directory, &event, now, NULL);
-		store_unlock(store);
-		if (status == LIC_OK) {
-			use->pending = 0;
-			use->logged_at = now;
-		}
+		due[due_count++] = *use;
+		use->pending = 0;
+		use->logged_at = now;
 	}
 	pthread_mutex_unlock(&engine->compromised_lock);
+
+	struct store *store = keyring_store(engine->keyring);
+	for (size_t i = 0; i < due_count; i++) {
+		char since[UTC_TIME_LENGTH], detail[128];
+		utc_time_format(due[i].since, since);
+		snprintf(detail, sizeof detail, "%llu unwraps of old content since %s",
+			 (unsigned long long)due[i].pending, since);
+		struct audit_event event = {.actor = "licensor-engine",
+					    .action = "compromised-use",
+					    .tenant = due[i].tenant,
+					    .version = due[i].version,
+					    .detail = detail};
+		lic_status status = LIC_IO;
+		pthread_mutex_lock(&engine->store_lock);
+		if (store_lock(store, NULL) == LIC_OK) {
+			status = audit_append(store->directory, &event, now, NULL);
+			store_unlock(store);
+		}
+		pthread_mutex_unlock(&engine->store_lock);
+		if (status != LIC_OK)
+			note_compromised_uses(engine, due[i].tenant, due[i].version, due[i].since,
+					      due[i].pending);
+	}
 }
 
 static void item_check(struct lic_engine *engine, const struct keyring_snapshot *snapshot, struct item *item,
@@ -325,10 +354,13 @@ static void item_check(struct lic_engine *engine, const struct keyring_snapshot 
 	const struct key_version *signer = NULL;
 	if (hex_decode(item->rac.signing_key_id_hex, signer_id, KEY_ID_LENGTH, NULL) == LIC_OK)
 		signer = tenant_find_key_id(tenant, signer_id);
-	if (signer == NULL || signer->state == LIC_KEY_STATE_REVOKED ||
+	/* A compromised version never vouches for anyone again: whoever stole it
+	 * could sign a RAC for any principal, with any (backdated) NotBefore. */
+	if (signer == NULL || signer->compromised || signer->state == LIC_KEY_STATE_REVOKED ||
 	    signer->state == LIC_KEY_STATE_DESTROYED || signer->state == LIC_KEY_STATE_PENDING) {
-		item_fail(item, LIC_RAC_INVALID, "the RAC is signed by a key that tenant %s does not trust",
-			  tenant->name);
+		item_fail(item, LIC_RAC_INVALID, "the RAC is signed by a key that tenant %s does not trust%s",
+			  tenant->name,
+			  signer != NULL && signer->compromised ? " (compromised: re-certify the user)" : "");
 		return;
 	}
 	if (rac_cache_lookup(engine->rac_cache, item->rac.digest, now, &item->rac.public_key)) {
@@ -431,7 +463,8 @@ static void run_unwraps(struct worker *worker, struct item **items, size_t count
 			continue;
 		item->have_content_key = true;
 		pl_cache_insert(worker->engine->pl_cache, item->pl.cache_key, item->content_key,
-				item->tenant->name, item->unwrap_version->key_id, now);
+				item->tenant->name, item->unwrap_version->key_id, now,
+				worker->generation_seen);
 	}
 }
 
@@ -833,8 +866,8 @@ lic_status lic_engine_issue(lic_engine *engine, const lic_license_request *reque
 	pthread_cond_init(&waiter.done, NULL);
 	struct job *first = NULL, *last = NULL;
 	lic_status status = LIC_OK;
+	memset(results, 0, count * sizeof *results);
 	for (size_t i = 0; i < count; i++) {
-		memset(&results[i], 0, sizeof results[i]);
 		struct job *job = calloc(1, sizeof *job);
 		if (job != NULL) {
 			job->kind = JOB_SINGLE;
@@ -917,6 +950,7 @@ lic_status lic_engine_new(const lic_engine_options *options, lic_engine **out, l
 	pthread_mutex_init(&engine->queue_lock, NULL);
 	pthread_cond_init(&engine->queue_ready, NULL);
 	pthread_mutex_init(&engine->compromised_lock, NULL);
+	pthread_mutex_init(&engine->store_lock, NULL);
 	xmlInitParser();
 	lic_status status =
 	    pl_cache_new(options->pl_cache_entries, options->pl_cache_ttl_s, &engine->pl_cache, error);
@@ -956,6 +990,7 @@ void lic_engine_free(lic_engine *engine)
 	free(engine->workers);
 	log_compromised_uses(engine, lic_clock_now(keyring_clock(engine->keyring)), true);
 	pthread_mutex_destroy(&engine->compromised_lock);
+	pthread_mutex_destroy(&engine->store_lock);
 	pl_cache_free(engine->pl_cache);
 	rac_cache_free(engine->rac_cache);
 	pthread_mutex_destroy(&engine->queue_lock);

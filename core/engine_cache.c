@@ -153,9 +153,9 @@ bool pl_cache_lookup(struct pl_cache *cache, const uint8_t key[32], int64_t now,
 }
 
 void pl_cache_insert(struct pl_cache *cache, const uint8_t key[32], const uint8_t content_key[32],
-		     const char *tenant, const uint8_t key_id[16], int64_t now)
+		     const char *tenant, const uint8_t key_id[16], int64_t now, uint64_t generation)
 {
-	if (cache->disabled)
+	if (cache->disabled || generation < atomic_load(&cache->purged_generation))
 		return;
 	size_t set = set_of(key, cache->sets);
 	struct pl_entry *ways = &cache->entries[set * WAYS];

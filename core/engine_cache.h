@@ -37,8 +37,11 @@ struct rac_cache;
 lic_status pl_cache_new(size_t entries, int64_t ttl_s, struct pl_cache **out, lic_error *error);
 void pl_cache_free(struct pl_cache *cache);
 bool pl_cache_lookup(struct pl_cache *cache, const uint8_t key[32], int64_t now, uint8_t content_key[32]);
+/* `generation` is the snapshot generation the caller checked the version
+ * under: an insert from a snapshot older than the last purge is dropped, so a
+ * key of a version revoked meanwhile cannot slip back in. */
 void pl_cache_insert(struct pl_cache *cache, const uint8_t key[32], const uint8_t content_key[32],
-		     const char *tenant, const uint8_t key_id[16], int64_t now);
+		     const char *tenant, const uint8_t key_id[16], int64_t now, uint64_t generation);
 /* Drops entries whose version is revoked, destroyed or gone in `snapshot`
  * (inside a read section). Runs once per snapshot generation. Returns the
  * number of entries dropped. */

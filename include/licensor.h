@@ -220,8 +220,8 @@ LIC_API lic_status lic_engine_issue(lic_engine *engine, const lic_license_reques
  * an <Error> document otherwise); the buffer is the engine's, valid during the
  * call only. Keep `done` short: hand the buffer to your own loop (copy it,
  * write an eventfd). Returns LIC_OVERLOADED at once when the queue is full
- * (then `done` never runs). The engine copies `body` before returning: the
- * caller may free it at once. */
+ * (then `done` never runs), and LIC_TOO_LARGE for a body over 1 MiB. The
+ * engine copies `body` before returning: the caller may free it at once. */
 typedef void (*lic_acquire_done)(void *context, int http_status, const char *response, size_t length);
 LIC_API lic_status lic_engine_submit_acquire(lic_engine *engine, const char *body, size_t length,
 					     lic_acquire_done done, void *context, lic_error *error);

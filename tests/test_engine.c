@@ -448,7 +448,7 @@ static void test_pl_cache_bounds_and_ttl(void **state)
 		key[0] = (uint8_t)i;
 		key[31] = (uint8_t)i;
 		memset(content, i, sizeof content);
-		pl_cache_insert(cache, key, content, "contoso", key_id, 1000);
+		pl_cache_insert(cache, key, content, "contoso", key_id, 1000, 0);
 	}
 	assert_true(pl_cache_count(cache) <= 16); /* bounded */
 	key[0] = key[31] = 63;

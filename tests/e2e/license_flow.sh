@@ -164,6 +164,20 @@ check "revoke version 1 again" lic revoke contoso --version 1
 check "destroy version 1" lic destroy contoso --version 1 --yes
 expect_fail KEY_DESTROYED "an old PL after its version was destroyed" \
 	lic acquire --rac bob2-rac.xml --pl doc-1.pl.xml
+
+# ---- breach response: a compromised version vouches for nobody ----
+check "publish under version 2" lic publish contoso --content-id doc-7 --owner alice@contoso.com \
+	--grant 'bob@contoso.com:VIEW'
+cp "$E2E_OUT" doc-7.pl.xml
+check "rekey --immediate --reason compromised" lic rekey contoso --immediate --reason compromised
+expect_fail RAC_INVALID "a RAC signed by the compromised version is refused (its key may sign anything now)" \
+	lic acquire --rac bob2-rac.xml --pl doc-7.pl.xml
+check "re-certify bob under version 3" lic certify contoso --principal bob@contoso.com --pubkey bob.pub.pem
+cp "$E2E_OUT" bob3-rac.xml
+check "content under the compromised version still opens" lic acquire --rac bob3-rac.xml --pl doc-7.pl.xml
+cp "$E2E_OUT" doc-7-ul.xml
+V3=$(lic keys list contoso --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[2]["key_id"])')
+check_eq "signed by version 3" "$V3" "$(xml_text doc-7-ul.xml KeyName)"
 check "audit verify" lic audit verify
 
 finish
