@@ -599,6 +599,10 @@ static void job_prepare(struct job *job)
 			       &job->job_error) != LIC_OK ||
 	    xml_document_root(job->request, "AcquireLicense", &root, &job->job_error) != LIC_OK)
 		return;
+	if (root->properties != NULL) {
+		lic_error_set(&job->job_error, LIC_MALFORMED, "AcquireLicense takes no attributes");
+		return;
+	}
 	size_t count = 0;
 	for (xmlNodePtr child = root->children; child; child = child->next) {
 		if (child->type == XML_COMMENT_NODE ||
