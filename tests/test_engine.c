@@ -387,15 +387,16 @@ static void test_responses_stay_well_formed(void **state)
 	    "<AcquireLicense xmlns=\"urn:licensor:v1\"><x:Item xmlns:x=\"urn:other\"/></AcquireLicense>";
 	static const char junk_in_item[] =
 	    "<AcquireLicense xmlns=\"urn:licensor:v1\"><Item><Junk/></Item></AcquireLicense>";
+	static const char root_attribute[] =
+	    "<AcquireLicense xmlns=\"urn:licensor:v1\" Mode=\"x\"><Item/></AcquireLicense>";
 	const struct {
 		const char *body;
 		int status;
 		const char *code;
 	} cases[] = {
-	    {cut_character, 200, "Code=\"MALFORMED\""},
-	    {text_in_request, 400, "Code=\"MALFORMED\""},
-	    {foreign_item, 400, "Code=\"MALFORMED\""},
-	    {junk_in_item, 200, "an Item holds only"},
+	    {cut_character, 200, "Code=\"MALFORMED\""},   {text_in_request, 400, "Code=\"MALFORMED\""},
+	    {foreign_item, 400, "Code=\"MALFORMED\""},    {junk_in_item, 200, "an Item holds only"},
+	    {root_attribute, 400, "takes no attributes"},
 	};
 	lic_engine *engine = new_engine(fixture, 1);
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
