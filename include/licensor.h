@@ -139,6 +139,15 @@ LIC_API void lic_keyring_close(lic_keyring *keyring);
  * the time of the swap finish on the old snapshot. */
 LIC_API lic_status lic_keyring_reload(lic_keyring *keyring, lic_error *error);
 
+/* Change notification, for an event loop: *fd (owned by the keyring) becomes
+ * readable when a tenant file or world.xml changes (inotify on the store). Poll
+ * it with the rest of your loop and call lic_keyring_watch_process when it is
+ * readable: it drains the notifications and, if a tenant file or world.xml
+ * changed, swaps in a new snapshot (*reloaded = true). Readers are never
+ * blocked by the swap. Calling lic_keyring_watch again returns the same fd. */
+LIC_API lic_status lic_keyring_watch(lic_keyring *keyring, int *fd, lic_error *error);
+LIC_API lic_status lic_keyring_watch_process(lic_keyring *keyring, bool *reloaded, lic_error *error);
+
 /* What a lookup reports about one key version. Plain values: valid after the
  * snapshot is gone. */
 typedef struct lic_key_info {

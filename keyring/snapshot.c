@@ -53,7 +53,13 @@ struct lic_keyring {
 	const lic_clock *clock;
 	struct keyring_snapshot *current; /* RCU-protected */
 	pthread_mutex_t reload_lock;      /* one reload at a time */
+	struct keyring_watch watch;       /* lic_keyring_watch */
 };
+
+struct keyring_watch *keyring_watch_state(lic_keyring *keyring)
+{
+	return &keyring->watch;
+}
 
 /* liburcu-bp 0.13 hands out its per-thread reader records with less than the
  * 128-byte alignment their type declares. x86-64 does not care, but UBSan's
@@ -198,6 +204,8 @@ lic_status keyring_open_store(struct store *store, const lic_clock *clock, lic_k
 	}
 	keyring->store = store;
 	keyring->clock = clock ? clock : lic_clock_system();
+	keyring->watch.fd = -1;
+	keyring->watch.tenants_descriptor = -1;
 	pthread_mutex_init(&keyring->reload_lock, NULL);
 	struct keyring_snapshot *snapshot = NULL;
 	lic_status status = snapshot_build(keyring, NULL, &snapshot, error);
@@ -235,6 +243,8 @@ void lic_keyring_close(lic_keyring *keyring)
 	urcu_bp_synchronize_rcu();
 	snapshot_free(old);
 	store_close(keyring->store);
+	if (keyring->watch.fd >= 0)
+		close(keyring->watch.fd);
 	pthread_mutex_destroy(&keyring->reload_lock);
 	free(keyring);
 }

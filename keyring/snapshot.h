@@ -34,6 +34,13 @@ size_t keyring_snapshot_tenant_count(const struct keyring_snapshot *snapshot);
 lic_status keyring_snapshot_tenant(lic_keyring *keyring, const struct keyring_snapshot *snapshot,
 				   const char *name, const struct tenant **out, lic_error *error);
 
+/* The inotify state of lic_keyring_watch (watch.c); fd -1 until watched. */
+struct keyring_watch {
+	int fd;
+	int tenants_descriptor;
+};
+struct keyring_watch *keyring_watch_state(lic_keyring *keyring);
+
 /* The keyring's store (for the KEK) and clock. */
 struct store *keyring_store(lic_keyring *keyring);
 const lic_clock *keyring_clock(lic_keyring *keyring);
