@@ -84,20 +84,8 @@ static lic_status make_store(issue_fixture *fixture, struct store **out, lic_err
 {
 	lic_status status = LIC_OK;
 	char store_dir[PATH_MAX], kek_path[PATH_MAX];
-	const char *temporary = getenv("TMPDIR");
-	if (temporary == NULL || temporary[0] == '\0')
-		temporary = "/tmp";
-	if (snprintf(fixture->root, sizeof fixture->root, "%s/licensor-bench-issue.XXXXXX", temporary) >=
-	    (int)sizeof fixture->root) {
-		fixture->root[0] = '\0';
-		LIC_FAIL(error, LIC_TOO_LARGE, "the temporary directory path is too long");
-	}
-	if (mkdtemp(fixture->root) == NULL) {
-		int saved = errno;
-		fixture->root[0] = '\0';
-		LIC_FAIL(error, LIC_IO, "cannot create a temporary directory in %s: %s", temporary,
-			 strerror(saved));
-	}
+	LIC_TRY(file_make_temporary_directory("licensor-bench-issue", fixture->root, sizeof fixture->root,
+					      error));
 	LIC_TRY(file_join(store_dir, sizeof store_dir, fixture->root, "store", error));
 	LIC_TRY(file_join(kek_path, sizeof kek_path, fixture->root, "kek", error));
 	struct store_options options = {.directory = store_dir, .kek_file = kek_path};

@@ -166,6 +166,24 @@ out:
 	return status;
 }
 
+lic_status file_make_temporary_directory(const char *prefix, char *out, size_t size, lic_error *error)
+{
+	const char *temporary = getenv("TMPDIR");
+	if (temporary == NULL || temporary[0] == '\0')
+		temporary = "/tmp";
+	if (snprintf(out, size, "%s/%s.XXXXXX", temporary, prefix) >= (int)size) {
+		out[0] = '\0';
+		return lic_error_set(error, LIC_TOO_LARGE, "the temporary directory path is too long");
+	}
+	if (mkdtemp(out) == NULL) {
+		int saved = errno;
+		out[0] = '\0';
+		return lic_error_set(error, LIC_IO, "cannot create a temporary directory in %s: %s",
+				     temporary, strerror(saved));
+	}
+	return LIC_OK;
+}
+
 lic_status file_make_directory(const char *path, lic_error *error)
 {
 	if (mkdir(path, 0700) != 0 && errno != EEXIST)

@@ -37,6 +37,10 @@ lic_status file_sync_directory(const char *directory, lic_error *error);
 /* fsync of the directory that holds `path`: makes a new entry in it durable. */
 lic_status file_sync_parent(const char *path, lic_error *error);
 
+/* Creates a new private directory $TMPDIR/<prefix>.XXXXXX (mkdtemp, 0700;
+ * /tmp when TMPDIR is unset) and writes its path to out. */
+lic_status file_make_temporary_directory(const char *prefix, char *out, size_t size, lic_error *error);
+
 /* Creates a directory with mode 0700 when it does not exist yet. */
 lic_status file_make_directory(const char *path, lic_error *error);
 

@@ -137,7 +137,6 @@ lic_status lifecycle_rekey(struct tenant *tenant, const struct rekey_request *re
 	version->compromised = false;
 	version->created_at = now;
 	version->activated_at = request->pending ? 0 : now;
-	atomic_store(&version->private_key, NULL);
 	status = tenant_append_version(tenant, version, error);
 	if (status != LIC_OK)
 		return status;
@@ -278,7 +277,6 @@ lic_status lifecycle_destroy(struct tenant *tenant, uint32_t number, bool confir
 		version->sealed_private_key = NULL;
 		version->sealed_private_key_length = 0;
 	}
-	EVP_PKEY_free(atomic_exchange(&version->private_key, NULL));
 	version->state = LIC_KEY_STATE_DESTROYED;
 	version->destroyed_at = now;
 	return LIC_OK;

@@ -48,7 +48,6 @@ static void key_version_cleanup(struct key_version *version)
 		OPENSSL_cleanse(version->sealed_private_key, version->sealed_private_key_length);
 	free(version->sealed_private_key);
 	free(version->byok_uri);
-	EVP_PKEY_free(atomic_load(&version->private_key)); /* RSA_free wipes the private components */
 }
 
 void tenant_free(struct tenant *tenant)

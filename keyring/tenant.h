@@ -13,7 +13,6 @@
 #ifndef LICENSOR_KEYRING_TENANT_H
 #define LICENSOR_KEYRING_TENANT_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -44,8 +43,6 @@ struct key_version {
 	uint8_t *sealed_private_key; /* kek_seal output; NULL when destroyed or BYOK */
 	size_t sealed_private_key_length;
 	char *byok_uri; /* PKCS#11 URI of a BYOK version, else NULL */
-	/* Decrypted on first use by the issuing side; owned by this version. */
-	_Atomic(EVP_PKEY *) private_key;
 };
 
 enum rollout_outcome {
@@ -92,7 +89,7 @@ struct tenant {
 bool tenant_name_valid(const char *name);
 
 struct tenant *tenant_new(const char *name, int64_t now);
-/* Frees versions, wipes sealed and decrypted keys. NULL is a no-op. */
+/* Frees versions and wipes their sealed keys. NULL is a no-op. */
 void tenant_free(struct tenant *tenant);
 
 /* Appends a version with the next number; takes ownership of the buffers on

@@ -294,20 +294,7 @@ static lic_status world_setup(struct bench_world *world, enum key_algorithm algo
 	struct store *store = NULL;
 	EVP_PKEY *signing_key = NULL;
 	char store_dir[PATH_MAX], kek_path[PATH_MAX];
-	const char *temporary = getenv("TMPDIR");
-	if (temporary == NULL || temporary[0] == '\0')
-		temporary = "/tmp";
-	if (snprintf(world->root, sizeof world->root, "%s/licensor-bench.XXXXXX", temporary) >=
-	    (int)sizeof world->root) {
-		world->root[0] = '\0';
-		LIC_FAIL(error, LIC_TOO_LARGE, "the temporary directory path is too long");
-	}
-	if (mkdtemp(world->root) == NULL) {
-		int saved = errno;
-		world->root[0] = '\0';
-		LIC_FAIL(error, LIC_IO, "cannot create a temporary directory in %s: %s", temporary,
-			 strerror(saved));
-	}
+	LIC_TRY(file_make_temporary_directory("licensor-bench", world->root, sizeof world->root, error));
 	LIC_TRY(file_join(store_dir, sizeof store_dir, world->root, "store", error));
 	LIC_TRY(file_join(kek_path, sizeof kek_path, world->root, "kek", error));
 	struct store_options options = {.directory = store_dir, .kek_file = kek_path, .clock = cli_clock()};
