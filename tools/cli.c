@@ -262,28 +262,3 @@ void cli_progress(const char *format, ...)
 	vfprintf(stderr, format, args);
 	va_end(args);
 }
-
-void json_string(FILE *out, const char *text)
-{
-	fputc('"', out);
-	for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
-		if (*c == '"' || *c == '\\')
-			fprintf(out, "\\%c", *c);
-		else if (*c < 0x20 || *c == 0x7f)
-			fprintf(out, "\\u%04x", *c);
-		else
-			fputc(*c, out);
-	}
-	fputc('"', out);
-}
-
-void json_time_or_null(FILE *out, int64_t seconds)
-{
-	if (seconds == 0) {
-		fputs("null", out);
-		return;
-	}
-	char text[UTC_TIME_LENGTH];
-	utc_time_format(seconds, text);
-	json_string(out, text);
-}

@@ -62,10 +62,6 @@ int cli_exit_status(lic_status status);
 /* Progress notes go to stderr only when it is a terminal. */
 void cli_progress(const char *format, ...) __attribute__((format(printf, 1, 2)));
 
-/* JSON output helpers. */
-void json_string(FILE *out, const char *text);
-void json_time_or_null(FILE *out, int64_t seconds);
-
 /* Subcommands: argv[0] is the subcommand's own name. */
 int command_init(int argc, char **argv);
 int command_tenant(int argc, char **argv);

@@ -50,6 +50,7 @@
 #include <openssl/rsa.h>
 
 #include "cli.h"
+#include "keyring/json_output.h"
 #include "core/documents.h"
 #include "core/xml_signature.h"
 #include "keyring/error.h"

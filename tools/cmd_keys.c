@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "keyring/json_output.h"
 #include "keyring/error.h"
 #include "keyring/utc_time.h"
 
@@ -20,31 +21,6 @@ static const struct cli_option_spec keys_options[] = {
 
 static const char keys_usage[] = "keys list T [--json] | keys pubkey T --version N";
 
-static void print_version_json(const struct tenant *tenant, const struct key_version *version, int64_t now,
-			       const struct key_version *signing)
-{
-	printf("{\"version\":%u,\"key_id\":\"%s\",\"algorithm\":\"%s\",\"origin\":\"%s\",\"state\":\"%s\","
-	       "\"compromised\":%s,\"signing\":%s,\"created_at\":",
-	       version->number, version->key_id_hex, key_algorithm_name(version->algorithm),
-	       version->origin == KEY_ORIGIN_BYOK ? "byok" : "managed",
-	       lic_key_state_name(tenant_effective_state(tenant, version, now)),
-	       version->compromised ? "true" : "false", version == signing ? "true" : "false");
-	json_time_or_null(stdout, version->created_at);
-	const struct {
-		const char *name;
-		int64_t value;
-	} times[] = {
-	    {"activated_at", version->activated_at}, {"retained_at", version->retained_at},
-	    {"revoked_at", version->revoked_at},     {"reinstated_at", version->reinstated_at},
-	    {"destroyed_at", version->destroyed_at}, {"compromised_at", version->compromised_at},
-	};
-	for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
-		printf(",\"%s\":", times[i].name);
-		json_time_or_null(stdout, times[i].value);
-	}
-	putchar('}');
-}
-
 static int keys_list(struct admin_context *context, const char *name, bool json)
 {
 	lic_error error = {0};
@@ -54,13 +30,8 @@ static int keys_list(struct admin_context *context, const char *name, bool json)
 	int64_t now = lic_clock_now(context->clock);
 	const struct key_version *signing = tenant_signing_version(tenant, now);
 	if (json) {
-		putchar('[');
-		for (size_t i = 0; i < tenant->version_count; i++) {
-			if (i)
-				putchar(',');
-			print_version_json(tenant, &tenant->versions[i], now, signing);
-		}
-		puts("]");
+		json_tenant_versions(stdout, tenant, now);
+		putchar('\n');
 	} else {
 		printf("tenant %s%s\n", tenant->name,
 		       tenant->disabled ? " (DISABLED: issuance refused)" : "");

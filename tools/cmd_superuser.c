@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "keyring/json_output.h"
 #include "core/policy.h"
 #include "keyring/error.h"
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "keyring/json_output.h"
 #include "keyring/error.h"
 
 static const struct cli_option_spec tenant_options[] = {
