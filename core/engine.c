@@ -15,6 +15,10 @@
  * sealed form on first use, so no RSA blinding lock is contended. Readers of
  * the keyring use its RCU snapshot; a worker drops its keys of versions that
  * became revoked or destroyed when it sees a new snapshot generation.
+ *
+ * Counters (lic_engine_stats) are atomics. Private-key operations by key
+ * version are summed by each worker during a batch and added to the shared
+ * table under one lock at its end (engine_key_usage.h), never per item.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -30,6 +34,7 @@
 
 #include "core/documents.h"
 #include "core/engine_cache.h"
+#include "core/engine_key_usage.h"
 #include "core/xml_signature.h"
 #include "keyring/audit.h"
 #include "keyring/encoding.h"
@@ -112,6 +117,7 @@ struct worker {
 	struct worker_key keys[WORKER_KEY_CACHE_MAX];
 	size_t key_count;
 	uint64_t generation_seen;
+	struct key_usage_tally key_usage; /* this batch's uses, added to the engine's table at its end */
 };
 
 struct lic_engine {
@@ -138,9 +144,13 @@ struct lic_engine {
 		int64_t logged_at;
 	} compromised[COMPROMISED_TRACKED];
 	size_t compromised_count;
+	struct key_usage_table *key_usage; /* private-key operations by version, for metrics */
 	struct {
-		atomic_uint_fast64_t licenses_issued, errors, batches, batched_jobs, private_key_operations,
-		    pl_cache_hits, pl_cache_misses, rac_cache_hits, rac_cache_misses, compromised_uses;
+		atomic_uint_fast64_t licenses_issued, errors, requests_refused, batches, batched_jobs,
+		    private_key_operations, pl_cache_hits, pl_cache_misses, rac_cache_hits, rac_cache_misses,
+		    compromised_uses;
+		atomic_uint_fast64_t errors_by_status[LIC_STATUS_COUNT];
+		atomic_uint_fast64_t batch_size_buckets[LIC_ENGINE_BATCH_BUCKETS];
 	} stats;
 };
 
@@ -287,10 +297,50 @@ static void note_compromised_use(struct lic_engine *engine, const char *tenant, 
 	note_compromised_uses(engine, tenant, version, now, 1);
 }
 
+/* Whether log_compromised_uses may wait for the store's writer lock. */
+enum store_lock_wait { WAIT_FOR_STORE_LOCK, SKIP_IF_STORE_LOCKED };
+
+/* Takes the engine's audit writer mutex and the store's writer lock; false
+ * (nothing held) when `wait` is SKIP_IF_STORE_LOCKED and either is busy, or
+ * when the store cannot be locked. */
+static bool lock_store_for_audit(struct lic_engine *engine, struct store *store, enum store_lock_wait wait)
+{
+	if (wait == WAIT_FOR_STORE_LOCK) {
+		pthread_mutex_lock(&engine->store_lock);
+		if (store_lock(store, NULL) == LIC_OK)
+			return true;
+		pthread_mutex_unlock(&engine->store_lock);
+		return false;
+	}
+	if (pthread_mutex_trylock(&engine->store_lock) != 0)
+		return false;
+	bool taken = false;
+	if (store_try_lock(store, &taken, NULL) == LIC_OK && taken)
+		return true;
+	pthread_mutex_unlock(&engine->store_lock);
+	return false;
+}
+
+/* Gives back uses taken for logging that were not written because the store
+ * was busy: they stay due, as if never taken. Slot as note_compromised_uses. */
+static void return_unlogged_uses(struct lic_engine *engine, const struct compromised_use *taken)
+{
+	note_compromised_uses(engine, taken->tenant, taken->version, taken->since, taken->pending);
+	pthread_mutex_lock(&engine->compromised_lock);
+	for (size_t i = 0; i < engine->compromised_count; i++) {
+		struct compromised_use *use = &engine->compromised[i];
+		if (use->version == taken->version && strcmp(use->tenant, taken->tenant) == 0 &&
+		    use->logged_at > taken->logged_at)
+			use->logged_at = taken->logged_at;
+	}
+	pthread_mutex_unlock(&engine->compromised_lock);
+}
+
 /* Writes the pending uses of compromised versions to the audit log: each
  * version at most once per COMPROMISED_LOG_INTERVAL, or all of them when
- * `all` (engine shutdown). A failure to log is retried at the next flush. */
-static void log_compromised_uses(struct lic_engine *engine, int64_t now, bool all)
+ * `all` (engine shutdown). A failure to log is retried at the next flush;
+ * with SKIP_IF_STORE_LOCKED, uses the busy store lock kept out stay due. */
+static void log_compromised_uses(struct lic_engine *engine, int64_t now, bool all, enum store_lock_wait wait)
 {
 	/* Take the due counts under the mutex, write them without it: waiting
 	 * for the store lock (an operator's command may hold it for seconds) must
@@ -302,14 +352,19 @@ static void log_compromised_uses(struct lic_engine *engine, int64_t now, bool al
 		struct compromised_use *use = &engine->compromised[i];
 		if (use->pending == 0 || (!all && now - use->logged_at < COMPROMISED_LOG_INTERVAL))
 			continue;
-		due[due_count++] = *use;
+		due[due_count++] = *use; /* logged_at: the previous time, for return_unlogged_uses */
 		use->pending = 0;
 		use->logged_at = now;
 	}
 	pthread_mutex_unlock(&engine->compromised_lock);
 
 	struct store *store = keyring_store(engine->keyring);
+	bool store_busy = false;
 	for (size_t i = 0; i < due_count; i++) {
+		if (store_busy) {
+			return_unlogged_uses(engine, &due[i]);
+			continue;
+		}
 		char since[UTC_TIME_LENGTH], detail[128];
 		utc_time_format(due[i].since, since);
 		snprintf(detail, sizeof detail, "%llu unwraps of old content since %s",
@@ -319,12 +374,17 @@ static void log_compromised_uses(struct lic_engine *engine, int64_t now, bool al
 					    .tenant = due[i].tenant,
 					    .version = due[i].version,
 					    .detail = detail};
-		lic_status status = LIC_IO;
-		pthread_mutex_lock(&engine->store_lock);
-		if (store_lock(store, NULL) == LIC_OK) {
-			status = audit_append(store->directory, &event, now, NULL);
-			store_unlock(store);
+		if (!lock_store_for_audit(engine, store, wait)) {
+			store_busy = wait == SKIP_IF_STORE_LOCKED;
+			if (store_busy)
+				return_unlogged_uses(engine, &due[i]);
+			else
+				note_compromised_uses(engine, due[i].tenant, due[i].version, due[i].since,
+						      due[i].pending);
+			continue;
 		}
+		lic_status status = audit_append(store->directory, &event, now, NULL);
+		store_unlock(store);
 		pthread_mutex_unlock(&engine->store_lock);
 		if (status != LIC_OK)
 			note_compromised_uses(engine, due[i].tenant, due[i].version, due[i].since,
@@ -333,7 +393,7 @@ static void log_compromised_uses(struct lic_engine *engine, int64_t now, bool al
 }
 
 static void item_check(struct lic_engine *engine, const struct keyring_snapshot *snapshot, struct item *item,
-		       int64_t now)
+		       int64_t now, struct key_usage_tally *key_usage)
 {
 	lic_error *error = &item->error;
 	const struct tenant *tenant = NULL;
@@ -413,8 +473,10 @@ static void item_check(struct lic_engine *engine, const struct keyring_snapshot 
 		return;
 	}
 	item->unwrap_version = version;
-	if (version->compromised)
+	if (version->compromised) {
 		note_compromised_use(engine, tenant->name, version->number, now);
+		key_usage_tally_add(key_usage, tenant->name, version->number, 0, 1);
+	}
 	/* NotAfter = min(ContentValidUntil, now + LicenseValidityDays, RAC NotAfter). */
 	int64_t not_after = now + (int64_t)item->pl.license_validity_days * 86400;
 	if (item->pl.content_valid_until != 0 && item->pl.content_valid_until < not_after)
@@ -457,6 +519,8 @@ static void run_unwraps(struct worker *worker, struct item **items, size_t count
 		if (worker_key(worker, item->tenant, item->unwrap_version, &key, &item->error) != LIC_OK)
 			continue;
 		atomic_fetch_add(&worker->engine->stats.private_key_operations, 1);
+		key_usage_tally_add(&worker->key_usage, item->tenant->name, item->unwrap_version->number, 1,
+				    0);
 		if (oaep_unwrap(key, item->pl.body_digest, sizeof item->pl.body_digest,
 				item->pl.enabling_bits, item->pl.enabling_bits_length, item->content_key,
 				&item->error) != LIC_OK)
@@ -491,6 +555,7 @@ static void build_license(struct worker *worker, struct item *item, EVP_PKEY *si
 	fields.enabling_bits = wrapped;
 	fields.enabling_bits_length = wrapped_length;
 	atomic_fetch_add(&worker->engine->stats.private_key_operations, 1);
+	key_usage_tally_add(&worker->key_usage, item->tenant->name, item->signing_version->number, 1, 0);
 	LIC_TRY(use_license_build(&fields, signing_key, item->signing_version->key_id_hex, &document, error));
 	if (item->keep_document) {
 		item->use_license_document = document;
@@ -707,14 +772,36 @@ fail:
 	job->done(job->context, 500, oom, sizeof oom - 1);
 }
 
+static void count_error_status(struct lic_engine *engine, lic_status status)
+{
+	if ((unsigned)status >= LIC_STATUS_COUNT)
+		status = LIC_INTERNAL;
+	atomic_fetch_add(&engine->stats.errors_by_status[status], 1);
+}
+
+/* Counted before the caller hears of it, so its stats already show the job.
+ * A job refused as a whole (job_error: then it has no items) is one refused
+ * request; otherwise each item is a license or an error (lic_engine_stats). */
+static void count_job_outcome(struct lic_engine *engine, const struct job *job)
+{
+	if (job->job_error.status != LIC_OK) {
+		atomic_fetch_add(&engine->stats.requests_refused, 1);
+		count_error_status(engine, job->job_error.status);
+		return;
+	}
+	for (size_t i = 0; i < job->item_count; i++) {
+		if (item_failed(&job->items[i])) {
+			atomic_fetch_add(&engine->stats.errors, 1);
+			count_error_status(engine, job->items[i].error.status);
+		} else {
+			atomic_fetch_add(&engine->stats.licenses_issued, 1);
+		}
+	}
+}
+
 static void job_complete(struct lic_engine *engine, struct job *job)
 {
-	for (size_t i = 0; i < job->item_count; i++) {
-		if (item_failed(&job->items[i]))
-			atomic_fetch_add(&engine->stats.errors, 1);
-		else
-			atomic_fetch_add(&engine->stats.licenses_issued, 1);
-	}
+	count_job_outcome(engine, job);
 	if (job->kind == JOB_ACQUIRE) {
 		job_respond(job);
 		job_free(job);
@@ -762,7 +849,7 @@ static void process_batch(struct worker *worker, struct job *jobs)
 		for (size_t i = 0; i < job->item_count; i++) {
 			struct item *item = &job->items[i];
 			if (!item_failed(item))
-				item_check(engine, snapshot, item, now);
+				item_check(engine, snapshot, item, now, &worker->key_usage);
 			if (!item_failed(item) && !item->have_content_key && pending != NULL)
 				pending[unwraps++] = item;
 		}
@@ -780,15 +867,25 @@ static void process_batch(struct worker *worker, struct job *jobs)
 					pending[signatures++] = &job->items[i];
 		run_signatures(worker, pending, signatures, now);
 	}
+	key_usage_tally_flush(&worker->key_usage, engine->key_usage); /* borrows tenant names */
 	/* Snapshot pointers (tenant, versions) are not used past this point. */
 	keyring_read_leave();
 	free(pending);
-	log_compromised_uses(engine, now, false);
+	log_compromised_uses(engine, now, false, WAIT_FOR_STORE_LOCK);
 	while (jobs != NULL) {
 		struct job *next = jobs->next;
 		job_complete(engine, jobs);
 		jobs = next;
 	}
+}
+
+/* The batch_size_buckets index of a batch of `size` jobs. */
+static size_t batch_size_bucket(size_t size)
+{
+	size_t bucket = 0;
+	while (bucket + 1 < LIC_ENGINE_BATCH_BUCKETS && size > lic_engine_batch_bucket_bound(bucket))
+		bucket++;
+	return bucket;
 }
 
 static void *worker_main(void *argument)
@@ -818,11 +915,13 @@ static void *worker_main(void *argument)
 		pthread_mutex_unlock(&engine->queue_lock);
 		atomic_fetch_add(&engine->stats.batches, 1);
 		atomic_fetch_add(&engine->stats.batched_jobs, taken);
+		atomic_fetch_add(&engine->stats.batch_size_buckets[batch_size_bucket(taken)], 1);
 		process_batch(worker, batch);
 	}
 	for (size_t i = 0; i < worker->key_count; i++)
 		EVP_PKEY_free(worker->keys[i].key);
 	worker->key_count = 0;
+	key_usage_tally_cleanup(&worker->key_usage);
 	return NULL;
 }
 
@@ -960,6 +1059,8 @@ lic_status lic_engine_new(const lic_engine_options *options, lic_engine **out, l
 	    pl_cache_new(options->pl_cache_entries, options->pl_cache_ttl_s, &engine->pl_cache, error);
 	if (status == LIC_OK)
 		status = rac_cache_new(options->rac_cache_entries, &engine->rac_cache, error);
+	if (status == LIC_OK)
+		status = key_usage_table_new(options->key_usage_entries, &engine->key_usage, error);
 	engine->workers = status == LIC_OK ? calloc(engine->worker_count, sizeof *engine->workers) : NULL;
 	if (status == LIC_OK && engine->workers == NULL)
 		status = lic_error_set(error, LIC_INTERNAL, "out of memory");
@@ -992,11 +1093,13 @@ void lic_engine_free(lic_engine *engine)
 	for (unsigned i = 0; engine->workers && i < engine->worker_count; i++)
 		pthread_join(engine->workers[i].thread, NULL);
 	free(engine->workers);
-	log_compromised_uses(engine, lic_clock_now(keyring_clock(engine->keyring)), true);
+	log_compromised_uses(engine, lic_clock_now(keyring_clock(engine->keyring)), true,
+			     WAIT_FOR_STORE_LOCK);
 	pthread_mutex_destroy(&engine->compromised_lock);
 	pthread_mutex_destroy(&engine->store_lock);
 	pl_cache_free(engine->pl_cache);
 	rac_cache_free(engine->rac_cache);
+	key_usage_table_free(engine->key_usage);
 	pthread_mutex_destroy(&engine->queue_lock);
 	pthread_cond_destroy(&engine->queue_ready);
 	free(engine);
@@ -1006,8 +1109,16 @@ void lic_engine_get_stats(lic_engine *engine, lic_engine_stats *out)
 {
 	out->licenses_issued = atomic_load(&engine->stats.licenses_issued);
 	out->errors = atomic_load(&engine->stats.errors);
+	out->requests_refused = atomic_load(&engine->stats.requests_refused);
+	for (size_t i = 0; i < LIC_STATUS_COUNT; i++)
+		out->errors_by_status[i] = atomic_load(&engine->stats.errors_by_status[i]);
 	out->batches = atomic_load(&engine->stats.batches);
 	out->batched_jobs = atomic_load(&engine->stats.batched_jobs);
+	for (size_t i = 0; i < LIC_ENGINE_BATCH_BUCKETS; i++)
+		out->batch_size_buckets[i] = atomic_load(&engine->stats.batch_size_buckets[i]);
+	pthread_mutex_lock(&engine->queue_lock);
+	out->queue_depth = engine->queued;
+	pthread_mutex_unlock(&engine->queue_lock);
 	out->private_key_operations = atomic_load(&engine->stats.private_key_operations);
 	out->pl_cache_hits = atomic_load(&engine->stats.pl_cache_hits);
 	out->pl_cache_misses = atomic_load(&engine->stats.pl_cache_misses);
@@ -1015,4 +1126,21 @@ void lic_engine_get_stats(lic_engine *engine, lic_engine_stats *out)
 	out->rac_cache_misses = atomic_load(&engine->stats.rac_cache_misses);
 	out->compromised_uses = atomic_load(&engine->stats.compromised_uses);
 	out->pl_cache_entries = pl_cache_count(engine->pl_cache);
+}
+
+size_t lic_engine_get_key_usage(lic_engine *engine, lic_key_usage *out, size_t capacity,
+				uint64_t *other_operations)
+{
+	return key_usage_table_read(engine->key_usage, out, capacity, other_operations);
+}
+
+size_t lic_engine_key_usage_entries(lic_engine *engine)
+{
+	return key_usage_table_limit(engine->key_usage);
+}
+
+void lic_engine_tick(lic_engine *engine)
+{
+	log_compromised_uses(engine, lic_clock_now(keyring_clock(engine->keyring)), false,
+			     SKIP_IF_STORE_LOCKED);
 }

@@ -193,6 +193,7 @@ typedef struct lic_engine_options {
 	size_t pl_cache_entries;  /* 0: 65536; SIZE_MAX disables the cache */
 	int64_t pl_cache_ttl_s;   /* 0: 3600 */
 	size_t rac_cache_entries; /* 0: 65536; SIZE_MAX disables the cache */
+	size_t key_usage_entries; /* 0: 256 (lic_engine_get_key_usage) */
 } lic_engine_options;
 
 LIC_API lic_status lic_engine_new(const lic_engine_options *options, lic_engine **out, lic_error *error);
@@ -235,19 +236,80 @@ typedef void (*lic_acquire_done)(void *context, int http_status, const char *res
 LIC_API lic_status lic_engine_submit_acquire(lic_engine *engine, const char *body, size_t length,
 					     lic_acquire_done done, void *context, lic_error *error);
 
-/* Counters since lic_engine_new. */
+/* Counters since lic_engine_new, for metrics. Each field is read on its own
+ * (no lock across fields): while the engine works, two fields may be a batch
+ * apart, and only the sums promised below hold exactly once it is idle.
+ *
+ * Refusals: `errors` counts the items refused (a failed item of a
+ * lic_engine_issue call or of an AcquireLicense body); `requests_refused` the
+ * AcquireLicense bodies refused as a whole (not well-formed, no Item, over 100
+ * items: answered with a 4xx Error document, and holding no items), and
+ * errors_by_status both, each under its code: so the sum of errors_by_status
+ * is errors + requests_refused. Refusals returned at once by lic_engine_issue
+ * or lic_engine_submit_acquire (LIC_OVERLOADED, LIC_TOO_LARGE) are not
+ * counted: the caller has them. */
+#define LIC_ENGINE_BATCH_BUCKETS 9 /* batch sizes ≤1, ≤2, ≤4, … ≤128, and more */
 typedef struct lic_engine_stats {
 	uint64_t licenses_issued;
-	uint64_t errors;
-	uint64_t batches;
-	uint64_t batched_jobs;
+	uint64_t errors;                             /* items refused */
+	uint64_t requests_refused;                   /* AcquireLicense bodies refused as a whole */
+	uint64_t errors_by_status[LIC_STATUS_COUNT]; /* both, by code (index: lic_status); [LIC_OK] stays 0 */
+	uint64_t batches;                            /* batches a worker took from the queue */
+	uint64_t batched_jobs;                       /* jobs in them: the sum of the batch sizes */
+	/* Batches by size (jobs taken at once), not cumulative: bucket i holds
+	 * the batches of more than lic_engine_batch_bucket_bound(i - 1) and at
+	 * most lic_engine_batch_bucket_bound(i) jobs. They sum to `batches`. */
+	uint64_t batch_size_buckets[LIC_ENGINE_BATCH_BUCKETS];
+	uint64_t queue_depth;            /* jobs waiting for a worker now */
 	uint64_t private_key_operations; /* unwraps and signatures */
 	uint64_t pl_cache_hits, pl_cache_misses;
 	uint64_t rac_cache_hits, rac_cache_misses;
-	uint64_t compromised_uses; /* unwraps under a compromised version */
+	/* Requests for content under a compromised version that passed every
+	 * check (counted before the unwrap or PL cache hit that serves them). */
+	uint64_t compromised_uses;
 	uint64_t pl_cache_entries; /* content keys held now */
 } lic_engine_stats;
 LIC_API void lic_engine_get_stats(lic_engine *engine, lic_engine_stats *out);
+
+/* The upper bound (jobs) of batch size bucket i: 1, 2, 4, … 128, and
+ * UINT64_MAX for the last bucket (+Inf). */
+static inline uint64_t lic_engine_batch_bucket_bound(size_t bucket)
+{
+	return bucket + 1 < LIC_ENGINE_BATCH_BUCKETS ? (uint64_t)1 << bucket : UINT64_MAX;
+}
+
+/* Private-key operations by key version. The engine counts them apart for
+ * the first key_usage_entries (tenant, version) pairs it uses, and in one
+ * "other" count after that, so a scrape's label set stays bounded however
+ * many tenants and versions there are. */
+#define LIC_TENANT_NAME_MAX 63 /* bytes, without the NUL */
+typedef struct lic_key_usage {
+	char tenant[LIC_TENANT_NAME_MAX + 1];
+	uint32_t version;
+	uint64_t private_key_operations; /* unwraps and signatures with this version */
+	uint64_t compromised_uses;       /* as lic_engine_stats.compromised_uses, for this version */
+} lic_key_usage;
+
+/* Copies the counted pairs into out[0 … capacity-1], sorted by tenant, then
+ * version, and returns how many it wrote. *other_operations (may be NULL)
+ * gets the operations of pairs not counted apart, plus those of pairs that
+ * did not fit in `capacity`; so, once the engine is idle, the operations
+ * written plus *other_operations equal lic_engine_stats.private_key_operations.
+ * An array of lic_engine_key_usage_entries() entries always holds every pair;
+ * `out` may be NULL when capacity is 0.
+ * Takes a short lock shared with the workers (once per batch each). */
+LIC_API size_t lic_engine_get_key_usage(lic_engine *engine, lic_key_usage *out, size_t capacity,
+					uint64_t *other_operations);
+/* The most pairs lic_engine_get_key_usage ever reports (key_usage_entries). */
+LIC_API size_t lic_engine_key_usage_entries(lic_engine *engine);
+
+/* Housekeeping for the embedder's timer, about once a second, from any
+ * thread (not concurrently with lic_engine_free): writes the audit summaries
+ * of compromised-version uses that are due (one line per version at most
+ * once a minute). Without it they are written by the next batch or by
+ * lic_engine_free. Never waits for the store's writer lock: when an
+ * operator's command holds it, the summaries stay due for the next tick. */
+LIC_API void lic_engine_tick(lic_engine *engine);
 
 #ifdef __cplusplus
 }

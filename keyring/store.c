@@ -362,6 +362,29 @@ lic_status store_lock(struct store *store, lic_error *error)
 	return LIC_OK;
 }
 
+lic_status store_try_lock(struct store *store, bool *taken, lic_error *error)
+{
+	*taken = store->lock_fd >= 0;
+	if (*taken)
+		return LIC_OK;
+	int fd = open(store->directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return lic_error_set(error, LIC_IO, "cannot open %s: %s", store->directory, strerror(errno));
+	while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		if (errno != EINTR) {
+			int saved = errno;
+			close(fd);
+			if (saved == EWOULDBLOCK)
+				return LIC_OK; /* another writer holds it */
+			return lic_error_set(error, LIC_IO, "cannot lock %s: %s", store->directory,
+					     strerror(saved));
+		}
+	}
+	store->lock_fd = fd;
+	*taken = true;
+	return LIC_OK;
+}
+
 void store_unlock(struct store *store)
 {
 	if (store->lock_fd >= 0) {

@@ -65,6 +65,9 @@ void store_close(struct store *store);
 
 /* Takes the exclusive writer lock (waits for another writer). */
 lic_status store_lock(struct store *store, lic_error *error);
+/* Takes the exclusive writer lock only if no other writer holds it: never
+ * waits. *taken says whether this call (or an earlier one) holds it. */
+lic_status store_try_lock(struct store *store, bool *taken, lic_error *error);
 void store_unlock(struct store *store);
 
 lic_status store_tenant_path(const struct store *store, const char *name, char *out, size_t size,

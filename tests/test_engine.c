@@ -5,7 +5,10 @@
  * two; entries are purged the moment their version is revoked), the RAC
  * cache, the asynchronous AcquireLicense path with its response document, the
  * queue bound (OVERLOADED), and the rollover promise (an old PL gets a UL
- * signed by the new version).
+ * signed by the new version). Then the counters behind /metrics: errors by
+ * code (items and whole requests), the batch size histogram, the queue depth,
+ * private-key operations by version with its bound, and lic_engine_tick
+ * writing compromised-use lines that are due.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -437,6 +440,310 @@ static void test_queue_bound_refuses_with_overloaded(void **state)
 	lic_engine_free(engine);
 }
 
+/* ---- metrics: errors by code, batch sizes, queue depth, key usage, tick ---- */
+
+static size_t count_occurrences(const char *text, const char *needle)
+{
+	size_t count = 0;
+	for (const char *at = text; (at = strstr(at, needle)) != NULL; at++)
+		count++;
+	return count;
+}
+
+static uint64_t sum_of(const uint64_t *values, size_t count)
+{
+	uint64_t sum = 0;
+	for (size_t i = 0; i < count; i++)
+		sum += values[i];
+	return sum;
+}
+
+static void acquire_and_wait(lic_engine *engine, const char *body, size_t length, int expected_status)
+{
+	struct acquire_outcome outcome = {.lock = PTHREAD_MUTEX_INITIALIZER,
+					  .done = PTHREAD_COND_INITIALIZER};
+	lic_error error = {0};
+	assert_int_equal(lic_engine_submit_acquire(engine, body, length, on_acquire, &outcome, &error),
+			 LIC_OK);
+	wait_for(&outcome);
+	assert_int_equal(outcome.status, expected_status);
+	free(outcome.response);
+}
+
+/* Failed items count under their own code, and so does a whole
+ * AcquireLicense refused (once, as a refused request). One worker takes the five
+ * jobs of one lic_engine_issue call as one batch (they are queued at once),
+ * and each AcquireLicense after it alone. */
+static void test_stats_count_errors_by_code_and_batch_sizes(void **state)
+{
+	struct world_fixture *fixture = *state;
+	char *pl = NULL;
+	size_t pl_length = 0;
+	make_pl(fixture, "doc-m1", &pl, &pl_length);
+	char *tampered = strdup(pl);
+	strstr(tampered, "doc-m1")[5] = '9';
+	lic_engine *engine = new_engine(fixture, 1);
+	lic_license_request requests[] = {
+	    {fixture->bob_rac, fixture->bob_rac_length, pl, pl_length},       /* OK */
+	    {fixture->carol_rac, fixture->carol_rac_length, pl, pl_length},   /* NO_RIGHTS */
+	    {fixture->bob_rac, fixture->bob_rac_length, tampered, pl_length}, /* PL_INTEGRITY */
+	    {fixture->bob_rac, fixture->bob_rac_length, "<nope", 5},          /* MALFORMED */
+	    {fixture->carol_rac, fixture->carol_rac_length, pl, pl_length},   /* NO_RIGHTS */
+	};
+	lic_license_result results[5];
+	lic_error error = {0};
+	assert_int_equal(lic_engine_issue(engine, requests, 5, results, &error), LIC_OK);
+	for (int i = 0; i < 5; i++)
+		free(results[i].use_license);
+	/* Whole requests refused: not well-formed (MALFORMED), 101 items (TOO_LARGE). */
+	acquire_and_wait(engine, "<AcquireLicense", 15, 400);
+	size_t size = 64 + 101 * 7;
+	char *many_items = malloc(size);
+	int length = snprintf(many_items, size, "<AcquireLicense xmlns=\"urn:licensor:v1\">");
+	for (int i = 0; i < 101; i++)
+		length += snprintf(many_items + length, size - (size_t)length, "<Item/>");
+	length += snprintf(many_items + length, size - (size_t)length, "</AcquireLicense>");
+	acquire_and_wait(engine, many_items, (size_t)length, 413);
+
+	lic_engine_stats stats;
+	lic_engine_get_stats(engine, &stats);
+	assert_int_equal(stats.licenses_issued, 1);
+	assert_int_equal(stats.errors_by_status[LIC_NO_RIGHTS], 2);
+	assert_int_equal(stats.errors_by_status[LIC_PL_INTEGRITY], 1);
+	assert_int_equal(stats.errors_by_status[LIC_MALFORMED], 2); /* an item and a whole request */
+	assert_int_equal(stats.errors_by_status[LIC_TOO_LARGE], 1);
+	assert_int_equal(stats.errors_by_status[LIC_OK], 0);
+	assert_int_equal(stats.errors, 4);           /* items */
+	assert_int_equal(stats.requests_refused, 2); /* whole requests */
+	assert_int_equal(sum_of(stats.errors_by_status, LIC_STATUS_COUNT),
+			 stats.errors + stats.requests_refused);
+	/* batches of 5, 1 and 1 jobs */
+	assert_int_equal(stats.batches, 3);
+	assert_int_equal(stats.batched_jobs, 7);
+	assert_int_equal(sum_of(stats.batch_size_buckets, LIC_ENGINE_BATCH_BUCKETS), stats.batches);
+	assert_int_equal(stats.batch_size_buckets[0], 2); /* ≤1 */
+	assert_int_equal(stats.batch_size_buckets[3], 1); /* ≤8 */
+	assert_int_equal(lic_engine_batch_bucket_bound(0), 1);
+	assert_int_equal(lic_engine_batch_bucket_bound(3), 8);
+	assert_int_equal(lic_engine_batch_bucket_bound(7), 128);
+	assert_true(lic_engine_batch_bucket_bound(LIC_ENGINE_BATCH_BUCKETS - 1) == UINT64_MAX);
+	assert_int_equal(stats.queue_depth, 0);
+	lic_engine_free(engine);
+	free(many_items);
+	free(tampered);
+	free(pl);
+}
+
+/* An AcquireLicense callback that holds its worker until released. */
+struct held_worker {
+	pthread_mutex_t lock;
+	pthread_cond_t changed;
+	bool entered, released;
+	int finished;
+};
+
+static void on_acquire_hold(void *context, int http_status, const char *response, size_t length)
+{
+	struct held_worker *held = context;
+	pthread_mutex_lock(&held->lock);
+	if (!held->entered) {
+		held->entered = true;
+		pthread_cond_broadcast(&held->changed);
+		while (!held->released)
+			pthread_cond_wait(&held->changed, &held->lock);
+	}
+	held->finished++;
+	pthread_cond_broadcast(&held->changed);
+	pthread_mutex_unlock(&held->lock);
+}
+
+static void test_stats_report_the_queue_depth(void **state)
+{
+	struct world_fixture *fixture = *state;
+	lic_engine *engine = new_engine(fixture, 1);
+	struct held_worker held = {.lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER};
+	lic_error error = {0};
+	static const char body[] = "<AcquireLicense";
+	assert_int_equal(
+	    lic_engine_submit_acquire(engine, body, strlen(body), on_acquire_hold, &held, &error), LIC_OK);
+	pthread_mutex_lock(&held.lock);
+	while (!held.entered)
+		pthread_cond_wait(&held.changed, &held.lock);
+	pthread_mutex_unlock(&held.lock);
+	/* The only worker is held in the first callback: these three wait. */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(
+		    lic_engine_submit_acquire(engine, body, strlen(body), on_acquire_hold, &held, &error),
+		    LIC_OK);
+	lic_engine_stats stats;
+	lic_engine_get_stats(engine, &stats);
+	assert_int_equal(stats.queue_depth, 3);
+	pthread_mutex_lock(&held.lock);
+	held.released = true;
+	pthread_cond_broadcast(&held.changed);
+	while (held.finished < 4)
+		pthread_cond_wait(&held.changed, &held.lock);
+	pthread_mutex_unlock(&held.lock);
+	lic_engine_get_stats(engine, &stats);
+	assert_int_equal(stats.queue_depth, 0);
+	lic_engine_free(engine);
+}
+
+/* A cold request costs an unwrap and a signature, both with version 1 here:
+ * two operations for (contoso, 1), none elsewhere. */
+static void test_key_usage_counts_operations_by_version(void **state)
+{
+	struct world_fixture *fixture = *state;
+	char *pl = NULL;
+	size_t pl_length = 0;
+	make_pl(fixture, "doc-m2", &pl, &pl_length);
+	lic_engine *engine = new_engine(fixture, 2);
+	assert_int_equal(lic_engine_key_usage_entries(engine), 256); /* the default */
+	lic_license_request request = {fixture->bob_rac, fixture->bob_rac_length, pl, pl_length};
+	lic_license_result result;
+	lic_error error = {0};
+	assert_int_equal(lic_engine_issue(engine, &request, 1, &result, &error), LIC_OK);
+	assert_int_equal(result.error.status, LIC_OK);
+	free(result.use_license);
+
+	lic_key_usage usage[4];
+	uint64_t other = 99;
+	assert_int_equal(lic_engine_get_key_usage(engine, usage, 4, &other), 1);
+	assert_string_equal(usage[0].tenant, "contoso");
+	assert_int_equal(usage[0].version, 1);
+	assert_int_equal(usage[0].private_key_operations, 2); /* unwrap + signature */
+	assert_int_equal(usage[0].compromised_uses, 0);
+	assert_int_equal(other, 0);
+	/* A caller with no room gets the operations in `other`: the sum holds. */
+	assert_int_equal(lic_engine_get_key_usage(engine, usage, 0, &other), 0);
+	assert_int_equal(other, 2);
+	lic_engine_stats stats;
+	lic_engine_get_stats(engine, &stats);
+	assert_int_equal(stats.private_key_operations, 2);
+	lic_engine_free(engine);
+	free(pl);
+}
+
+/* With room for one pair, the first version used keeps its row and the
+ * second version's operations go to `other`. */
+static void test_key_usage_is_bounded(void **state)
+{
+	struct world_fixture *fixture = *state;
+	char *pl = NULL;
+	size_t pl_length = 0;
+	make_pl(fixture, "doc-m3", &pl, &pl_length);
+	lic_engine_options options = {.keyring = fixture->keyring, .workers = 1, .key_usage_entries = 1};
+	lic_engine *engine = NULL;
+	lic_error error = {0};
+	assert_int_equal(lic_engine_new(&options, &engine, &error), LIC_OK);
+	assert_int_equal(lic_engine_key_usage_entries(engine), 1);
+	lic_license_request request = {fixture->bob_rac, fixture->bob_rac_length, pl, pl_length};
+	lic_license_result result;
+	assert_int_equal(lic_engine_issue(engine, &request, 1, &result, &error), LIC_OK); /* v1: 2 ops */
+	assert_int_equal(result.error.status, LIC_OK);
+	free(result.use_license);
+	struct rekey_request rekey = {.algorithm = KEY_ALGORITHM_RSA_2048, .immediate = true};
+	assert_int_equal(admin_rekey(&fixture->admin, "contoso", &rekey, NULL, &error), LIC_OK);
+	assert_int_equal(lic_keyring_reload(fixture->keyring, &error), LIC_OK);
+	/* The PL cache answers the unwrap; the signature is version 2's. */
+	assert_int_equal(lic_engine_issue(engine, &request, 1, &result, &error), LIC_OK);
+	assert_int_equal(result.error.status, LIC_OK);
+	free(result.use_license);
+
+	lic_key_usage usage[2];
+	uint64_t other = 0;
+	assert_int_equal(lic_engine_get_key_usage(engine, usage, 2, &other), 1);
+	assert_string_equal(usage[0].tenant, "contoso");
+	assert_int_equal(usage[0].version, 1);
+	assert_int_equal(usage[0].private_key_operations, 2);
+	assert_int_equal(other, 1);
+	lic_engine_stats stats;
+	lic_engine_get_stats(engine, &stats);
+	assert_int_equal(stats.private_key_operations, usage[0].private_key_operations + other);
+	lic_engine_free(engine);
+	free(pl);
+}
+
+static size_t compromised_lines(struct world_fixture *fixture)
+{
+	char path[256], *log = NULL;
+	size_t length = 0;
+	lic_error error = {0};
+	test_join_path(path, sizeof path, fixture->store_path, "audit.log");
+	assert_int_equal(file_read_all(path, 1 << 20, &log, &length, &error), LIC_OK);
+	size_t count =
+	    count_occurrences(log, "\"action\":\"compromised-use\",\"tenant\":\"contoso\",\"version\":1");
+	free(log);
+	return count;
+}
+
+/* Uses held back by the once-a-minute limit are written by lic_engine_tick
+ * once due, without waiting for another batch; a tick while an operator
+ * holds the store lock writes nothing and does not wait, and the next tick
+ * writes them. The per-version table counts the compromised uses too. */
+static void test_tick_writes_due_compromised_uses(void **state)
+{
+	struct world_fixture *fixture = *state;
+	char *pl = NULL;
+	size_t pl_length = 0;
+	make_pl(fixture, "doc-m4", &pl, &pl_length);
+	lic_error error = {0};
+	struct rekey_request rekey = {
+	    .algorithm = KEY_ALGORITHM_RSA_2048, .immediate = true, .compromised = true};
+	assert_int_equal(admin_rekey(&fixture->admin, "contoso", &rekey, NULL, &error), LIC_OK);
+	char *rac = NULL;
+	size_t rac_length = 0;
+	make_rac(fixture, "bob@contoso.com", fixture->bob_key, &rac, &rac_length); /* signed by version 2 */
+	/* Moved only while the engine is idle: the queue's lock orders it. */
+	struct test_clock clock_state = {.now = lic_clock_now(lic_clock_system())};
+	lic_clock clock = {.now = test_clock_now, .context = &clock_state};
+	lic_keyring *keyring = NULL;
+	assert_int_equal(keyring_open_store(open_store(fixture->store_path), &clock, &keyring, &error),
+			 LIC_OK);
+	lic_engine_options options = {.keyring = keyring, .workers = 1};
+	lic_engine *engine = NULL;
+	assert_int_equal(lic_engine_new(&options, &engine, &error), LIC_OK);
+	lic_license_request request = {rac, rac_length, pl, pl_length};
+	lic_license_result result;
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(lic_engine_issue(engine, &request, 1, &result, &error), LIC_OK);
+		assert_int_equal(result.error.status, LIC_OK);
+		free(result.use_license);
+	}
+	/* The first use was written at once; the second waits for its minute. */
+	assert_int_equal(compromised_lines(fixture), 1);
+	lic_engine_tick(engine);
+	assert_int_equal(compromised_lines(fixture), 1);
+
+	clock_state.now += 61;
+	assert_int_equal(store_lock(fixture->writer, &error), LIC_OK); /* an operator's command */
+	lic_engine_tick(engine);                                       /* returns at once */
+	assert_int_equal(compromised_lines(fixture), 1);
+	store_unlock(fixture->writer);
+	lic_engine_tick(engine);
+	assert_int_equal(compromised_lines(fixture), 2);
+	lic_engine_tick(engine); /* nothing more is due */
+	assert_int_equal(compromised_lines(fixture), 2);
+
+	lic_key_usage usage[4];
+	uint64_t other = 0;
+	size_t count = lic_engine_get_key_usage(engine, usage, 4, &other);
+	assert_int_equal(count, 2);
+	assert_int_equal(usage[0].version, 1);
+	assert_int_equal(usage[0].compromised_uses, 2);
+	assert_int_equal(usage[0].private_key_operations, 1); /* one unwrap; then the PL cache */
+	assert_int_equal(usage[1].version, 2);
+	assert_int_equal(usage[1].compromised_uses, 0);
+	assert_int_equal(usage[1].private_key_operations, 2); /* two signatures */
+	lic_engine_free(engine);
+	assert_int_equal(compromised_lines(fixture), 2); /* nothing was left to flush */
+	struct audit_report report;
+	assert_int_equal(audit_verify(fixture->store_path, &report, &error), LIC_OK);
+	lic_keyring_close(keyring);
+	free(rac);
+	free(pl);
+}
+
 static void test_pl_cache_bounds_and_ttl(void **state)
 {
 	(void)state;
@@ -470,6 +777,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_responses_stay_well_formed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_queue_bound_refuses_with_overloaded, setup, teardown),
 	    cmocka_unit_test(test_pl_cache_bounds_and_ttl),
+	    cmocka_unit_test_setup_teardown(test_stats_count_errors_by_code_and_batch_sizes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stats_report_the_queue_depth, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_key_usage_counts_operations_by_version, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_key_usage_is_bounded, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_tick_writes_due_compromised_uses, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
