@@ -627,3 +627,63 @@ void use_license_cleanup(struct use_license *license)
 	xmlFreeDoc(license->document);
 	license->document = NULL;
 }
+
+lic_status acquire_response_use_license(const char *response, size_t length, uint64_t index, char **xml,
+					size_t *xml_length, lic_error *error)
+{
+	lic_status status = LIC_OK;
+	xmlDocPtr document = NULL, license_document = NULL;
+	xmlNodePtr root = NULL, found = NULL;
+	xmlChar *text = NULL;
+	char *code = NULL, *sentence = NULL;
+	int text_length = 0;
+	LIC_TRY(xml_document_parse(response, length, length, &document, error));
+	LIC_TRY(xml_document_root(document, "AcquireLicenseResponse", &root, error));
+	for (xmlNodePtr result = root->children; result; result = result->next) {
+		if (result->type != XML_ELEMENT_NODE || !xmlStrEqual(result->name, (const xmlChar *)"Result"))
+			continue;
+		uint64_t number = 0;
+		LIC_TRY(xml_attribute_u64(result, "Index", false, UINT32_MAX, &number, error));
+		if (number == index) {
+			found = result;
+			break;
+		}
+	}
+	if (found == NULL)
+		LIC_FAIL(error, LIC_MALFORMED, "the response has no result %llu", (unsigned long long)index);
+	xmlNodePtr refusal = NULL, license = NULL;
+	LIC_TRY(xml_child(found, "Error", true, &refusal, error));
+	if (refusal) {
+		LIC_TRY(xml_attribute(refusal, "Code", false, &code, error));
+		LIC_TRY(xml_text(refusal, &sentence, error));
+		lic_status refused = LIC_MALFORMED;
+		for (int candidate = 0; candidate < LIC_STATUS_COUNT; candidate++)
+			if (strcmp(lic_status_code((lic_status)candidate), code) == 0)
+				refused = (lic_status)candidate;
+		LIC_FAIL(error, refused == LIC_OK ? LIC_MALFORMED : refused, "result %llu was refused: %s",
+			 (unsigned long long)index, sentence);
+	}
+	LIC_TRY(xml_child(found, "UseLicense", false, &license, error));
+	/* A document of its own: the copy carries the namespaces it uses, so the
+	 * canonical Body (and so the signature) is the same. */
+	license_document = xmlNewDoc((const xmlChar *)"1.0");
+	xmlNodePtr copy = license_document ? xmlDocCopyNode(license, license_document, 1) : NULL;
+	if (copy == NULL)
+		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
+	xmlDocSetRootElement(license_document, copy);
+	xmlReconciliateNs(license_document, copy);
+	LIC_TRY(xml_document_serialize(license_document, &text, &text_length, error));
+	*xml = malloc((size_t)text_length + 1);
+	if (*xml == NULL)
+		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
+	memcpy(*xml, text, (size_t)text_length);
+	(*xml)[text_length] = '\0';
+	*xml_length = (size_t)text_length;
+out:
+	xmlFree(text);
+	free(code);
+	free(sentence);
+	xmlFreeDoc(license_document);
+	xmlFreeDoc(document);
+	return status;
+}

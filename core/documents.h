@@ -146,6 +146,12 @@ lic_status use_license_read(const char *xml, size_t length, struct use_license *
 lic_status use_license_open(const struct use_license *license, EVP_PKEY *user_private_key,
 			    uint8_t content_key[CONTENT_KEY_LENGTH], lic_error *error);
 void use_license_cleanup(struct use_license *license);
+/* The use license of result `index` of an AcquireLicenseResponse, as a
+ * document of its own (*xml: new buffer, free() it). A result holding an
+ * Error is refused with that error's code and sentence; a response that is
+ * not an AcquireLicenseResponse, or has no result `index`, is MALFORMED. */
+lic_status acquire_response_use_license(const char *response, size_t length, uint64_t index, char **xml,
+					size_t *xml_length, lic_error *error);
 
 /* ---- RSA-OAEP (SHA-256, MGF1-SHA-256) with a label ---- */
 

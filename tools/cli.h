@@ -64,6 +64,8 @@ void cli_progress(const char *format, ...) __attribute__((format(printf, 1, 2)))
 
 /* Subcommands: argv[0] is the subcommand's own name. */
 int command_init(int argc, char **argv);
+int command_serve(int argc, char **argv);
+int command_replay(int argc, char **argv);
 int command_tenant(int argc, char **argv);
 int command_keys(int argc, char **argv);
 int command_rekey(int argc, char **argv);

@@ -388,8 +388,11 @@ out:
 
 /* ---- open ---- */
 
-static const struct cli_option_spec open_options[] = {
-    {"ul", true, false}, {"user-key", true, false}, {NULL, false, false}};
+static const struct cli_option_spec open_options[] = {{"ul", true, false},
+						      {"response", true, false},
+						      {"index", true, false},
+						      {"user-key", true, false},
+						      {NULL, false, false}};
 
 int command_open(int argc, char **argv)
 {
@@ -402,26 +405,52 @@ int command_open(int argc, char **argv)
 	bool license_read = false;
 	uint8_t content_key[CONTENT_KEY_LENGTH];
 	int exit_status = 0;
-	static const char usage[] = "open --ul ul.xml --user-key user.pem";
+	static const char usage[] =
+	    "open (--ul ul.xml | --response response.xml [--index N]) --user-key user.pem";
 	if (cli_parse(argc, argv, "open", open_options, &args, &error) != LIC_OK)
 		return cli_fail(&error);
 	if (args.help) {
 		printf(
 		    "usage: licensor %s\n"
 		    "Client side: unwraps the content key of a use license with the user's private key\n"
-		    "and prints it (64 hex characters). Check the license's signature with xmlsec1 first.\n",
+		    "and prints it (64 hex characters). Check the license's signature with xmlsec1 first.\n"
+		    "--response takes the use license of result N (default 0) of an AcquireLicenseResponse\n"
+		    "(what POST /v1/licenses answers); a refused result prints its error code.\n",
 		    usage);
 		return 0;
 	}
 	const char *ul_path = cli_option(&args, "ul"), *key_path = cli_option(&args, "user-key");
+	const char *response_path = cli_option(&args, "response"), *index_text = cli_option(&args, "index");
 	if (cli_expect_positionals(&args, 0, usage, &error) != LIC_OK)
 		return cli_fail(&error);
-	if (ul_path == NULL || key_path == NULL) {
+	if ((ul_path == NULL) == (response_path == NULL) || key_path == NULL ||
+	    (index_text && !response_path)) {
 		lic_error_set(&error, LIC_USAGE, "usage: licensor %s", usage);
 		return cli_fail(&error);
 	}
-	if (file_read_all(ul_path, INPUT_MAX_BYTES, &xml, &length, &error) != LIC_OK ||
-	    use_license_read(xml, length, &license, &error) != LIC_OK)
+	unsigned long long index = 0;
+	if (index_text) {
+		char *end = NULL;
+		index = strtoull(index_text, &end, 10);
+		if (*index_text < '0' || *index_text > '9' || *end != '\0' || index > 99) {
+			lic_error_set(&error, LIC_USAGE, "--index must be a number from 0 to 99");
+			return cli_fail(&error);
+		}
+	}
+	if (file_read_all(ul_path ? ul_path : response_path, ul_path ? INPUT_MAX_BYTES : 8u * 1024 * 1024,
+			  &xml, &length, &error) != LIC_OK)
+		goto fail;
+	if (response_path) {
+		char *license_xml = NULL;
+		size_t license_length = 0;
+		if (acquire_response_use_license(xml, length, index, &license_xml, &license_length, &error) !=
+		    LIC_OK)
+			goto fail;
+		free(xml);
+		xml = license_xml;
+		length = license_length;
+	}
+	if (use_license_read(xml, length, &license, &error) != LIC_OK)
 		goto fail;
 	license_read = true;
 	if (read_private_key_pem(key_path, &user_key, &error) != LIC_OK ||

@@ -30,10 +30,14 @@ static const char usage_text[] =
     "  publish     T --content-id ID --owner EMAIL [--grant 'bob@x.com:VIEW,PRINT' ...]\n"
     "              [--client-id C | --pubkey FILE] [--content-key-out F]     > pl.xml\n"
     "  acquire     --rac rac.xml --pl pl.xml                                 > ul.xml\n"
-    "  open        --ul ul.xml --user-key user.pem    (prints the content key, hex)\n"
+    "  open        --ul ul.xml | --response r.xml [--index N] --user-key user.pem  (content key, hex)\n"
+    "\n"
+    "Server:\n"
+    "  serve       [--listen 127.0.0.1:8080] [--workers N] [--admin-token-file F] [limits: see --help]\n"
     "\n"
     "Benchmarks:\n"
     "  bench       issue [--hot] [--workers N] [--seconds S] [--algorithm A] [--batch B]\n"
+    "  replay      FILE [--workers N] [--repeat K] [--in-flight N] [--queue N]\n"
     "\n"
     "Every command takes --store DIR (default: $LICENSOR_STORE, else ./var/licensor) and --help.\n"
     "Durations: 90s, 45m, 6h, 14d.\n";
@@ -49,7 +53,7 @@ static const struct command commands[] = {
     {"reinstate", command_lifecycle}, {"destroy", command_lifecycle}, {"activate", command_lifecycle},
     {"audit", command_audit},         {"certify", command_certify},   {"publish", command_publish},
     {"acquire", command_acquire},     {"open", command_open},         {"bench", command_bench},
-    {"superuser", command_superuser},
+    {"superuser", command_superuser}, {"serve", command_serve},       {"replay", command_replay},
 };
 
 int main(int argc, char **argv)
