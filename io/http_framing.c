@@ -379,6 +379,68 @@ static int on_message_complete(http_parser *parser)
 	return 0;
 }
 
+/* The parser as Debian builds it (not HTTP_PARSER_STRICT) does not check the
+ * CRLF after a chunk's data, so "5\r\nhelloXX" would pass: a smuggling
+ * shape. This follows the chunk framing over the same bytes the parser
+ * consumed and insists on that CRLF; everything else about chunks (hex sizes,
+ * extensions, the last chunk) the parser checks itself. */
+enum chunk_state { CHUNK_START, CHUNK_SIZE_LINE, CHUNK_DATA, CHUNK_DATA_CR, CHUNK_DATA_LF, CHUNK_LAST };
+
+static bool chunk_framing_valid(struct http_framer *framer, const char *bytes, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		char c = bytes[i];
+		switch ((enum chunk_state)framer->chunk_state) {
+		case CHUNK_START:
+			/* The parser pauses at the end of the headers before their
+			 * last LF and reads it again when resumed. */
+			framer->chunk_state = CHUNK_SIZE_LINE;
+			if (c == '\n')
+				break;
+			/* fall through */
+		case CHUNK_SIZE_LINE:
+			if (c == '\n') {
+				framer->chunk_state = framer->chunk_left ? CHUNK_DATA : CHUNK_LAST;
+			} else if (!framer->chunk_size_done) {
+				int digit = c >= '0' && c <= '9'   ? c - '0'
+					    : c >= 'a' && c <= 'f' ? c - 'a' + 10
+					    : c >= 'A' && c <= 'F' ? c - 'A' + 10
+								   : -1;
+				if (digit < 0)
+					framer->chunk_size_done = true;
+				else if (framer->chunk_left > UINT64_MAX / 16)
+					return false;
+				else
+					framer->chunk_left = framer->chunk_left * 16 + (uint64_t)digit;
+			}
+			break;
+		case CHUNK_DATA: {
+			uint64_t available = count - i;
+			uint64_t take = available < framer->chunk_left ? available : framer->chunk_left;
+			framer->chunk_left -= take;
+			i += (size_t)take - 1;
+			if (framer->chunk_left == 0)
+				framer->chunk_state = CHUNK_DATA_CR;
+			break;
+		}
+		case CHUNK_DATA_CR:
+			if (c != '\r')
+				return false;
+			framer->chunk_state = CHUNK_DATA_LF;
+			break;
+		case CHUNK_DATA_LF:
+			if (c != '\n')
+				return false;
+			framer->chunk_state = CHUNK_SIZE_LINE;
+			framer->chunk_size_done = false;
+			break;
+		case CHUNK_LAST:
+			return true; /* trailers: the parser's */
+		}
+	}
+	return true;
+}
+
 static const http_parser_settings parser_settings = {
     .on_message_begin = on_message_begin,
     .on_url = on_url,
@@ -401,6 +463,9 @@ static void reset_request(struct http_framer *framer)
 	framer->target_length = 0;
 	framer->header_bytes = 0;
 	framer->content_length = 0;
+	framer->chunk_left = 0;
+	framer->chunk_state = CHUNK_START;
+	framer->chunk_size_done = false;
 	framer->content_type_offset = framer->authorization_offset = SIZE_MAX;
 	framer->name_length = 0;
 	framer->small_length = 0;
@@ -497,6 +562,11 @@ enum http_feed_result http_framer_feed(struct http_framer *framer, const char *d
 		}
 		size_t parsed = http_parser_execute(&framer->parser, &parser_settings, at, count);
 		*consumed += parsed;
+		if (!in_headers && framer->transfer_encoding_seen &&
+		    !chunk_framing_valid(framer, at, parsed)) {
+			refuse(framer, 400, "malformed chunk framing");
+			return HTTP_FEED_ERROR;
+		}
 		if (in_headers)
 			framer->header_bytes += parsed;
 		enum http_errno code = HTTP_PARSER_ERRNO(&framer->parser);

@@ -76,11 +76,13 @@ struct http_framer {
 	size_t target_length, header_bytes;
 	size_t content_type_offset, authorization_offset; /* SIZE_MAX: absent */
 	uint64_t content_length;
-	char small[24]; /* the header name being read, then a short value */
+	uint64_t chunk_left; /* chunked: data bytes left in this chunk */
+	uint8_t chunk_state; /* chunked: where the framing check is (http_framing.c) */
+	char small[24];      /* the header name being read, then a short value */
 	uint8_t name_length, small_length, current_header;
 	bool in_field, in_value, target_terminated;
 	bool content_length_seen, transfer_encoding_seen;
-	bool expect_continue, continue_reported, headers_done, message_done;
+	bool expect_continue, continue_reported, headers_done, message_done, chunk_size_done;
 };
 
 /* limits are copied; NULL: the defaults. */

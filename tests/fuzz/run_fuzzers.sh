@@ -2,7 +2,7 @@
 # run_fuzzers.sh: builds licensor's libFuzzer targets with clang (ASan, UBSan,
 # libFuzzer) straight from the sources, and runs each one for a bounded time
 # from its seed corpus. Proves, within that budget, that no parser of
-# untrusted documents (PL, RAC, UL, AcquireLicense) crashes, leaks, reads out
+# untrusted input (PL, RAC, UL, AcquireLicense, HTTP requests) crashes, leaks, reads out
 # of bounds, hits undefined behaviour or breaks its target's invariants.
 # Exits 1 when any target found a crash (the input is kept as an artifact and
 # printed in base64), 2 when the build fails.
@@ -52,11 +52,12 @@ compile() { # SOURCE OBJECT [EXTRA_FLAG…]
 	"$CC" "${CFLAGS[@]}" "${SANITIZE[@]}" -fsanitize=fuzzer-no-link "$@" -c "$source" -o "$object"
 }
 
-LIBRARY_SOURCES=("$SOURCE_DIR"/keyring/*.c "$SOURCE_DIR"/core/*.c)
+# io/: only the request framer has no io_uring loop around it to fuzz.
+LIBRARY_SOURCES=("$SOURCE_DIR"/keyring/*.c "$SOURCE_DIR"/core/*.c "$SOURCE_DIR"/io/http_framing.c)
 stamp="$BUILD_DIR/objects/.stamp"
 newer=""
 if [[ -e $stamp ]]; then
-	newer=$(find "$SOURCE_DIR/keyring" "$SOURCE_DIR/core" "$SOURCE_DIR/include" -name '*.[ch]' \
+	newer=$(find "$SOURCE_DIR/keyring" "$SOURCE_DIR/core" "$SOURCE_DIR/io" "$SOURCE_DIR/include" -name '*.[ch]' \
 		-newer "$stamp" | head -1 || true)
 fi
 objects=$(find "$BUILD_DIR/objects" -name '*.o' | wc -l)
@@ -97,7 +98,7 @@ fi
 for target in "${TARGETS[@]}"; do
 	echo "run_fuzzers: linking $target"
 	if ! "$CC" "${CFLAGS[@]}" "${SANITIZE[@]}" -fsanitize=fuzzer "$FUZZ_DIR/$target.c" \
-		"$BUILD_DIR"/objects/*.o "${PKG_LIBS[@]}" -lpthread -o "$BUILD_DIR/bin/$target"; then
+		"$BUILD_DIR"/objects/*.o "${PKG_LIBS[@]}" -lhttp_parser -lpthread -o "$BUILD_DIR/bin/$target"; then
 		echo "run_fuzzers: $target does not build" >&2
 		exit 2
 	fi
