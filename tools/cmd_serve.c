@@ -165,29 +165,33 @@ static void print_session(void *argument, const char *url)
 {
 	const struct serve_context *context = argument;
 	printf("licensor: serving %s (%u workers, store %s)\n", url, context->workers, context->store);
-	if (context->token_path == NULL) {
-		printf("licensor: admin endpoints are off (no --admin-token-file)\n");
-		fflush(stdout);
-		return;
-	}
+	if (context->token_path == NULL)
+		printf("licensor: admin endpoints are off (no --admin-token-file, no %s.admin-token)\n",
+		       context->store);
+	printf("\nTry it from another terminal (a user, a RAC, a PL, a license, the content key):\n"
+	       "  URL=%s LICENSOR=%s\n"
+	       "  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -quiet -out alice.pem\n"
+	       "  openssl pkey -in alice.pem -pubout -out alice.pub\n",
+	       url, context->binary);
+	if (context->token_path)
+		printf("  curl -sf -H \"Authorization: Bearer $(cat %s)\" --data-binary @alice.pub \\\n"
+		       "       \"$URL/v1/tenants/demo/certify?principal=alice@example.com\" > rac.xml\n",
+		       context->token_path);
+	else
+		printf("  $LICENSOR certify demo --store %s --principal alice@example.com --pubkey alice.pub "
+		       "> rac.xml\n",
+		       context->store);
 	printf(
-	    "\nTry it from another terminal (a user, a RAC, a PL, a license, the content key):\n"
-	    "  URL=%s TOKEN=$(cat %s) LICENSOR=%s\n"
-	    "  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -quiet -out alice.pem\n"
-	    "  openssl pkey -in alice.pem -pubout -out alice.pub\n"
-	    "  curl -sf -H \"Authorization: Bearer $TOKEN\" --data-binary @alice.pub \\\n"
-	    "       \"$URL/v1/tenants/demo/certify?principal=alice@example.com\" > rac.xml\n"
 	    "  curl -sf \"$URL/v1/tenants/demo/publishing-key?client=laptop-1\" > demo.pub\n"
 	    "  $LICENSOR publish demo --pubkey demo.pub --content-id doc-1 --owner alice@example.com \\\n"
 	    "       --grant 'alice@example.com:VIEW' --content-key-out doc-1.key > pl.xml\n"
 	    "  { echo '<AcquireLicense xmlns=\"urn:licensor:v1\"><Item>'; sed '/^<?xml/d' rac.xml pl.xml;\n"
 	    "    echo '</Item></AcquireLicense>'; } > request.xml\n"
-	    "  curl -sf -H 'Content-Type: application/xml' --data-binary @request.xml $URL/v1/licenses > "
-	    "response.xml\n"
+	    "  curl -sf -H 'Content-Type: application/xml' --data-binary @request.xml $URL/v1/licenses"
+	    " > response.xml\n"
 	    "  $LICENSOR open --response response.xml --user-key alice.pem; cat doc-1.key\n"
 	    "  curl -s $URL/metrics | grep licensor_licenses_issued_total\n"
-	    "Stop with Ctrl-C (SIGTERM): requests already received are answered first.\n\n",
-	    url, context->token_path, context->binary);
+	    "Stop with Ctrl-C (SIGTERM): requests already received are answered first.\n\n");
 	fflush(stdout);
 }
 
