@@ -261,7 +261,9 @@ int command_serve(int argc, char **argv)
 		token_path = default_token_path;
 	if (token_path && read_admin_token(token_path, &admin_token, &error) != LIC_OK)
 		return cli_fail(&error);
-	context.token_path = token_path;
+	/* The printed session works from any directory. */
+	char token_absolute[PATH_MAX];
+	context.token_path = token_path && realpath(token_path, token_absolute) ? token_absolute : token_path;
 
 	/* Before any thread exists, so that every thread inherits the mask. */
 	server_block_signals();
