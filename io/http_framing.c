@@ -649,6 +649,7 @@ static int on_headers_complete(http_parser *parser)
 	request->content_type = framer->content_type_at ? framer->strings + framer->content_type_at : NULL;
 	request->authorization = framer->authorization_at ? framer->strings + framer->authorization_at : NULL;
 	request->keep_alive = http_should_keep_alive(parser) != 0;
+	request->http_1_0 = parser->http_minor == 0;
 	return 1; /* "no body": the parser's message ends here; read_body reads the body */
 }
 

@@ -67,6 +67,7 @@ struct http_request {
 	const char *authorization; /* NUL-terminated, trailing blanks removed; NULL when absent */
 	bool keep_alive;           /* http_should_keep_alive: HTTP/1.1 unless Connection: close,
 				      HTTP/1.0 only with Connection: keep-alive */
+	bool http_1_0;             /* an HTTP/1.0 request (answers then say "Connection: keep-alive") */
 	const char *body;          /* the whole body, contiguous, de-chunked; NULL when empty */
 	size_t body_length;
 };

@@ -78,7 +78,9 @@ bool response_set(struct response *response, int status, const char *content_typ
 	int head_length = snprintf(
 	    head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
 	    status, http_reason_phrase(status), content_type, body_length, extra_headers ? extra_headers : "",
-	    response->keep_alive ? "" : "Connection: close\r\n");
+	    !response->keep_alive ? "Connection: close\r\n"
+	    : response->http_1_0  ? "Connection: keep-alive\r\n"
+				  : "");
 	if (head_length < 0 || (size_t)head_length >= sizeof head)
 		return false;
 	if (!reserve(response, (size_t)head_length + body_length))
@@ -224,13 +226,15 @@ void completion_queue_push(struct completion_queue *queue, struct response *resp
 	else
 		queue->head = response;
 	queue->tail = response;
-	pthread_mutex_unlock(&queue->lock);
+	/* Written under the lock: once the reader has taken this response it may
+	 * free the queue, so nothing of it is touched after the unlock. */
 	if (was_empty) {
 		uint64_t one = 1;
 		/* EAGAIN only when the counter is saturated: the reader is awake anyway. */
 		ssize_t written = write(queue->eventfd, &one, sizeof one);
 		(void)written;
 	}
+	pthread_mutex_unlock(&queue->lock);
 }
 
 struct response *completion_queue_take(struct completion_queue *queue)

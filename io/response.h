@@ -29,6 +29,7 @@ struct response {
 	uint64_t sequence;    /* the request's number on its connection */
 	uint64_t received_ns; /* CLOCK_MONOTONIC when the request was complete */
 	bool keep_alive;      /* false: "Connection: close", and the connection closes after it */
+	bool http_1_0;        /* answering HTTP/1.0: keep-alive must be said */
 	bool ready;           /* data holds the message */
 	bool interim;         /* a 100 Continue: not the answer to a request */
 	bool in_worker;       /* out with the engine or the control worker */

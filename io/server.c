@@ -79,11 +79,14 @@ struct connection {
 	unsigned unanswered;           /* requests in the FIFO */
 	uint64_t next_sequence;
 	bool recv_armed, send_in_flight;
-	bool paused;          /* max_pipelined reached: recv cancelled, bytes go to the backlog */
-	bool reading_stopped; /* no more requests: error, Connection: close, EOF or drain */
+	bool paused;           /* max_pipelined reached: recv cancelled, bytes go to the backlog */
+	bool reading_stopped;  /* no more recv: EOF, drain, or no more requests */
+	bool requests_stopped; /* no more requests: a framing error or Connection: close */
 	bool close_when_flushed;
-	char *backlog;
-	size_t backlog_length;
+	char *backlog; /* bytes received while paused; [backlog_offset, backlog_length) still to feed */
+	size_t backlog_length, backlog_offset;
+	int64_t send_progress_ms;   /* the last time the pending send moved */
+	int64_t linger_until_ms;    /* closing: read and drop input until then (or EOF) */
 	int64_t request_started_ms; /* 0: between requests */
 	int64_t last_activity_ms;
 	struct msghdr message;
@@ -319,6 +322,21 @@ static void arm_recv(struct server *server, uint32_t slot)
 	connection->recv_armed = true;
 }
 
+/* Closing: read and drop what the peer still sends, so that close() does not
+ * answer it with a reset that would destroy our last answer in flight. */
+static void arm_linger_recv(struct server *server, uint32_t slot)
+{
+	struct connection *connection = &server->connections[slot];
+	if (connection->recv_armed)
+		return;
+	struct io_uring_sqe *sqe = get_sqe(server);
+	io_uring_prep_recv_multishot(sqe, connection->fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = BUFFER_GROUP;
+	io_uring_sqe_set_data64(sqe, pack(OPERATION_RECV, slot, connection->generation));
+	connection->recv_armed = true;
+}
+
 static void cancel_recv(struct server *server, uint32_t slot)
 {
 	struct connection *connection = &server->connections[slot];
@@ -381,18 +399,42 @@ static void release_slot(struct server *server, uint32_t slot)
 	arm_accept(server); /* a slot is free again */
 }
 
-/* Shuts the socket down; the slot is freed once its recv and send are back. */
+/* How long a closing connection keeps reading (and dropping) input. */
+#define LINGER_MS 2000
+
+/* Closes gracefully: our side is shut for writing (after what was sent), and
+ * input is read and dropped until the peer closes or LINGER_MS pass (the
+ * timer then shuts the socket down for good); the slot is freed once its
+ * recv and send are back. */
 static void close_connection(struct server *server, uint32_t slot)
 {
 	struct connection *connection = &server->connections[slot];
 	if (connection->state != SLOT_OPEN)
 		return;
 	connection->state = SLOT_CLOSING;
-	connection->reading_stopped = true;
-	shutdown(connection->fd, SHUT_RDWR);
-	cancel_recv(server, slot);
-	if (!connection->recv_armed && !connection->send_in_flight)
-		release_slot(server, slot);
+	connection->reading_stopped = connection->requests_stopped = true;
+	connection->linger_until_ms = monotonic_ms() + LINGER_MS;
+	if (connection->send_in_flight) {
+		/* A send that cannot finish (a peer that does not read) ends here. */
+		shutdown(connection->fd, SHUT_RDWR);
+		return;
+	}
+	shutdown(connection->fd, SHUT_WR);
+	arm_linger_recv(server, slot);
+}
+
+/* Ends a closing connection's lingering at once. */
+static void abort_connection(struct server *server, uint32_t slot)
+{
+	struct connection *connection = &server->connections[slot];
+	if (connection->state == SLOT_OPEN)
+		close_connection(server, slot);
+	if (connection->state == SLOT_CLOSING) {
+		connection->linger_until_ms = 0;
+		shutdown(connection->fd, SHUT_RDWR);
+		if (!connection->recv_armed && !connection->send_in_flight)
+			release_slot(server, slot);
+	}
 }
 
 static void maybe_release(struct server *server, uint32_t slot)
@@ -466,7 +508,8 @@ static void try_send(struct server *server, uint32_t slot)
 			break; /* nothing after a closing answer */
 	}
 	if (count == 0) {
-		if (connection->close_when_flushed && connection->first == NULL)
+		if (connection->close_when_flushed && connection->first == NULL &&
+		    connection->backlog_offset == connection->backlog_length)
 			close_connection(server, slot);
 		return;
 	}
@@ -477,11 +520,14 @@ static void try_send(struct server *server, uint32_t slot)
 	io_uring_prep_sendmsg(sqe, connection->fd, &connection->message, MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe, pack(OPERATION_SEND, slot, connection->generation));
 	connection->send_in_flight = true;
+	connection->send_progress_ms = monotonic_ms();
 }
 
-static void feed(struct server *server, uint32_t slot, const char *data, size_t length);
+static size_t feed(struct server *server, uint32_t slot, const char *data, size_t length);
 
-/* Answers left: maybe take the backlog and reading up again. */
+/* Answers left: maybe take the backlog and reading up again. The backlog is
+ * fed from an offset (never copied again), so a megabyte of tiny pipelined
+ * requests costs one pass. */
 static void resume_if_possible(struct server *server, uint32_t slot)
 {
 	struct connection *connection = &server->connections[slot];
@@ -489,15 +535,42 @@ static void resume_if_possible(struct server *server, uint32_t slot)
 	    connection->state != SLOT_OPEN)
 		return;
 	connection->paused = false;
-	char *backlog = connection->backlog;
-	size_t backlog_length = connection->backlog_length;
-	connection->backlog = NULL;
-	connection->backlog_length = 0;
-	if (backlog_length)
-		feed(server, slot, backlog, backlog_length);
-	free(backlog);
-	arm_recv(server, slot);
+	if (connection->backlog_offset < connection->backlog_length)
+		connection->backlog_offset +=
+		    feed(server, slot, connection->backlog + connection->backlog_offset,
+			 connection->backlog_length - connection->backlog_offset);
+	if (connection->state != SLOT_OPEN)
+		return;
+	if (connection->backlog_offset == connection->backlog_length) {
+		free(connection->backlog);
+		connection->backlog = NULL;
+		connection->backlog_length = connection->backlog_offset = 0;
+	}
+	if (!connection->paused)
+		arm_recv(server, slot);
 	try_send(server, slot);
+}
+
+/* Keeps bytes that arrived while paused. false: over the bound (closed). */
+static bool keep_in_backlog(struct server *server, uint32_t slot, const char *data, size_t length)
+{
+	struct connection *connection = &server->connections[slot];
+	size_t bound = server->limits.max_header_bytes + server->limits.max_body_bytes;
+	size_t kept = connection->backlog_length - connection->backlog_offset;
+	if (kept + length > bound)
+		return false;
+	if (connection->backlog_offset > 0) { /* compact once, before growing */
+		memmove(connection->backlog, connection->backlog + connection->backlog_offset, kept);
+		connection->backlog_length = kept;
+		connection->backlog_offset = 0;
+	}
+	char *backlog = realloc(connection->backlog, connection->backlog_length + length);
+	if (backlog == NULL)
+		return false;
+	memcpy(backlog + connection->backlog_length, data, length);
+	connection->backlog = backlog;
+	connection->backlog_length += length;
+	return true;
 }
 
 static void on_send(struct server *server, uint32_t slot, struct io_uring_cqe *cqe)
@@ -509,10 +582,11 @@ static void on_send(struct server *server, uint32_t slot, struct io_uring_cqe *c
 		return;
 	}
 	if (cqe->res <= 0) {
-		close_connection(server, slot);
+		abort_connection(server, slot);
 		return;
 	}
 	size_t sent = (size_t)cqe->res;
+	connection->send_progress_ms = monotonic_ms();
 	bool close_after = false;
 	uint64_t now = monotonic_ns();
 	while (connection->first && sendable(connection->first)) {
@@ -559,7 +633,7 @@ static struct response *enqueue_response(struct server *server, uint32_t slot, b
 	response->connection_generation = connection->generation;
 	response->sequence = connection->next_sequence++;
 	response->received_ns = monotonic_ns();
-	response->keep_alive = keep_alive && !server->draining;
+	response->keep_alive = keep_alive;
 	response->completions = &server->completions;
 	if (connection->last)
 		queue_next(connection->last) = response;
@@ -817,9 +891,10 @@ static void handle_request(struct server *server, uint32_t slot, const struct ht
 {
 	struct response *response = enqueue_response(server, slot, request->keep_alive);
 	if (response == NULL) {
-		close_connection(server, slot);
+		abort_connection(server, slot);
 		return;
 	}
+	response->http_1_0 = request->http_1_0;
 	char tenant[TENANT_NAME_MAX + 1];
 	const char *endpoint = NULL;
 	if (path_is(request, "/v1/licenses")) {
@@ -844,45 +919,35 @@ static void handle_request(struct server *server, uint32_t slot, const struct ht
 	} else {
 		answer_error(response, LIC_MALFORMED, 404, "no such endpoint", NULL);
 	}
+	/* Out of memory while answering here: the answer can never be sent. */
+	if (!response->in_worker && !response->ready)
+		abort_connection(server, slot);
 }
 
-/* Feeds received bytes to the framer, one request at a time. */
-static void feed(struct server *server, uint32_t slot, const char *data, size_t length)
+/* Feeds received bytes to the framer, one request at a time, until they are
+ * all consumed or the connection pauses (max_pipelined answers owed) or stops
+ * taking requests. Returns how many bytes were consumed. */
+static size_t feed(struct server *server, uint32_t slot, const char *data, size_t length)
 {
 	struct connection *connection = &server->connections[slot];
-	while (length > 0 && connection->state == SLOT_OPEN && !connection->reading_stopped) {
-		if (connection->paused) {
-			/* Bounded: a paused connection holds at most one request's worth. */
-			size_t bound = server->limits.max_header_bytes + server->limits.max_body_bytes;
-			if (connection->backlog_length + length > bound) {
-				close_connection(server, slot);
-				return;
-			}
-			char *backlog = realloc(connection->backlog, connection->backlog_length + length);
-			if (backlog == NULL) {
-				close_connection(server, slot);
-				return;
-			}
-			memcpy(backlog + connection->backlog_length, data, length);
-			connection->backlog = backlog;
-			connection->backlog_length += length;
-			return;
-		}
+	size_t total = 0;
+	while (total < length && connection->state == SLOT_OPEN && !connection->requests_stopped &&
+	       !connection->paused) {
 		size_t consumed = 0;
-		enum http_feed_result result = http_framer_feed(&connection->framer, data, length, &consumed);
-		data += consumed;
-		length -= consumed;
+		enum http_feed_result result =
+		    http_framer_feed(&connection->framer, data + total, length - total, &consumed);
+		total += consumed;
 		if (connection->request_started_ms == 0 &&
 		    http_framer_phase(&connection->framer) != HTTP_PHASE_IDLE)
 			connection->request_started_ms = monotonic_ms();
 		switch (result) {
 		case HTTP_FEED_NEED_MORE:
-			return;
+			return total;
 		case HTTP_FEED_CONTINUE: {
 			struct response *interim = enqueue_response(server, slot, true);
 			if (interim == NULL || !response_set(interim, 100, "text/plain", NULL, NULL, 0)) {
-				close_connection(server, slot);
-				return;
+				abort_connection(server, slot);
+				return total;
 			}
 			/* A bare status line: no headers for a 1xx. */
 			static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -897,9 +962,9 @@ static void feed(struct server *server, uint32_t slot, const char *data, size_t 
 			connection->request_started_ms = 0;
 			handle_request(server, slot, &connection->framer.request);
 			if (connection->state != SLOT_OPEN)
-				return;
-			if (!connection->framer.request.keep_alive || server->draining) {
-				connection->reading_stopped = true;
+				return total;
+			if (!connection->framer.request.keep_alive) {
+				connection->requests_stopped = connection->reading_stopped = true;
 				connection->close_when_flushed = true;
 				cancel_recv(server, slot);
 			}
@@ -912,19 +977,24 @@ static void feed(struct server *server, uint32_t slot, const char *data, size_t 
 		case HTTP_FEED_ERROR: {
 			struct response *response = enqueue_response(server, slot, false);
 			if (response == NULL) {
-				close_connection(server, slot);
-				return;
+				abort_connection(server, slot);
+				return total;
 			}
 			int code = connection->framer.error_status;
 			answer_error(response, code == 413 ? LIC_TOO_LARGE : LIC_MALFORMED, code,
 				     connection->framer.error_reason, NULL);
-			connection->reading_stopped = true;
+			if (!response->ready) {
+				abort_connection(server, slot);
+				return total;
+			}
+			connection->requests_stopped = connection->reading_stopped = true;
 			connection->close_when_flushed = true;
 			cancel_recv(server, slot);
-			return;
+			return total;
 		}
 		}
 	}
+	return total;
 }
 
 static void on_recv(struct server *server, uint32_t slot, struct io_uring_cqe *cqe)
@@ -935,22 +1005,40 @@ static void on_recv(struct server *server, uint32_t slot, struct io_uring_cqe *c
 		connection->recv_armed = false;
 	if (cqe->flags & IORING_CQE_F_BUFFER) {
 		unsigned buffer_id = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-		if (cqe->res > 0 && connection->state == SLOT_OPEN && !connection->reading_stopped) {
+		/* Bytes received are taken even after EOF or a drain began: every
+		 * request that arrived is answered. */
+		if (cqe->res > 0 && connection->state == SLOT_OPEN && !connection->requests_stopped) {
+			const char *data = server->buffers + (size_t)buffer_id * BUFFER_SIZE;
+			size_t length = (size_t)cqe->res;
 			connection->last_activity_ms = monotonic_ms();
-			feed(server, slot, server->buffers + (size_t)buffer_id * BUFFER_SIZE,
-			     (size_t)cqe->res);
+			size_t used = connection->paused ? 0 : feed(server, slot, data, length);
+			if (used < length && connection->state == SLOT_OPEN && connection->paused &&
+			    !keep_in_backlog(server, slot, data + used, length - used))
+				abort_connection(server, slot);
 		}
 		return_buffer(server, buffer_id);
+	}
+	if (connection->state == SLOT_CLOSING) {
+		/* Lingering: input dropped; keep reading until EOF, an error or the
+		 * deadline (abort_connection clears it). */
+		if (!more) {
+			bool ended =
+			    cqe->res == 0 || (cqe->res < 0 && cqe->res != -ENOBUFS && cqe->res != -ECANCELED);
+			if (!ended && connection->linger_until_ms > monotonic_ms())
+				arm_linger_recv(server, slot);
+		}
+		maybe_release(server, slot);
+		return;
 	}
 	if (connection->state != SLOT_OPEN) {
 		maybe_release(server, slot);
 		return;
 	}
 	if (cqe->res == 0 || (cqe->res < 0 && cqe->res != -ENOBUFS && cqe->res != -ECANCELED)) {
-		/* The peer closed (or reset): answer what was asked, then close. */
+		/* The peer closed its side (or reset): answer what was asked, then close. */
 		connection->reading_stopped = true;
 		connection->close_when_flushed = true;
-		if (connection->first == NULL)
+		if (connection->first == NULL && connection->backlog_offset == connection->backlog_length)
 			close_connection(server, slot);
 		return;
 	}
@@ -973,7 +1061,7 @@ static void on_completions(struct server *server)
 			response_pool_put(&server->pool, response);
 		} else if (connection->state == SLOT_OPEN) {
 			if (!response->ready)
-				close_connection(server, slot); /* out of memory while answering */
+				abort_connection(server, slot); /* out of memory while answering */
 			else
 				try_send(server, slot);
 		}
@@ -981,6 +1069,8 @@ static void on_completions(struct server *server)
 		response = next;
 	}
 }
+
+static void dispatch(struct server *server, struct io_uring_cqe *cqe);
 
 /* ---- timeouts and draining ---- */
 
@@ -990,11 +1080,23 @@ static void on_timer(struct server *server)
 	const struct server_options *options = server->options;
 	for (uint32_t slot = 0; slot < server->max_connections; slot++) {
 		struct connection *connection = &server->connections[slot];
+		if (connection->state == SLOT_CLOSING) {
+			if (connection->linger_until_ms && now > connection->linger_until_ms)
+				abort_connection(server, slot);
+			continue;
+		}
 		if (connection->state != SLOT_OPEN)
 			continue;
+		/* A peer that stopped reading: the send made no progress. */
+		if (connection->send_in_flight &&
+		    now - connection->send_progress_ms > (int64_t)options->request_timeout_s * 1000) {
+			server->metrics.timeouts_closed++;
+			abort_connection(server, slot);
+			continue;
+		}
 		enum http_phase phase = http_framer_phase(&connection->framer);
 		bool expired = false;
-		if (connection->request_started_ms && !connection->reading_stopped && !connection->paused) {
+		if (connection->request_started_ms && !connection->requests_stopped && !connection->paused) {
 			int64_t limit_s =
 			    phase == HTTP_PHASE_BODY ? options->request_timeout_s : options->header_timeout_s;
 			expired = now - connection->request_started_ms > limit_s * 1000;
@@ -1005,19 +1107,21 @@ static void on_timer(struct server *server)
 		if (!expired)
 			continue;
 		server->metrics.timeouts_closed++;
-		if (connection->request_started_ms && !connection->reading_stopped) {
+		if (connection->request_started_ms && !connection->requests_stopped) {
 			struct response *response = enqueue_response(server, slot, false);
 			if (response) {
 				answer_error(response, LIC_MALFORMED, 408,
 					     "the request took too long to arrive", NULL);
-				connection->reading_stopped = true;
-				connection->close_when_flushed = true;
-				cancel_recv(server, slot);
-				try_send(server, slot);
-				continue;
+				if (response->ready) {
+					connection->requests_stopped = connection->reading_stopped = true;
+					connection->close_when_flushed = true;
+					cancel_recv(server, slot);
+					try_send(server, slot);
+					continue;
+				}
 			}
 		}
-		close_connection(server, slot);
+		abort_connection(server, slot);
 	}
 }
 
@@ -1032,16 +1136,54 @@ static void start_draining(struct server *server)
 		struct io_uring_sqe *sqe = get_sqe(server);
 		io_uring_prep_cancel64(sqe, pack(OPERATION_ACCEPT, 0, 0), 0);
 		io_uring_sqe_set_data64(sqe, pack(OPERATION_CANCEL, 0, 0));
+		io_uring_submit(&server->ring);
 	}
+	/* The kernel completes handshakes for a listening socket by itself:
+	 * closing it is what makes new clients get a refusal. */
+	shutdown(server->listen_fd, SHUT_RDWR);
+	close(server->listen_fd);
+	server->listen_fd = -1;
 	for (uint32_t slot = 0; slot < server->max_connections; slot++) {
 		struct connection *connection = &server->connections[slot];
 		if (connection->state != SLOT_OPEN)
 			continue;
+		/* No more reading; what was read (backlog included) is answered. */
 		connection->reading_stopped = true;
 		connection->close_when_flushed = true;
 		cancel_recv(server, slot);
-		if (connection->first == NULL)
+		if (connection->first == NULL && connection->backlog_offset == connection->backlog_length)
 			close_connection(server, slot);
+	}
+}
+
+/* After the drain deadline (or a failure): every socket is shut down and the
+ * ring's last operations on them are reaped (at most a second), so that no
+ * send still reads a buffer when the slots are freed. */
+static void finish_operations(struct server *server)
+{
+	bool pending = false;
+	for (uint32_t slot = 0; slot < server->max_connections; slot++) {
+		struct connection *connection = &server->connections[slot];
+		if (connection->state == SLOT_FREE)
+			continue;
+		abort_connection(server, slot);
+		pending |= connection->state != SLOT_FREE;
+	}
+	int64_t deadline = monotonic_ms() + 1000;
+	while (pending && monotonic_ms() < deadline) {
+		struct __kernel_timespec wait = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
+		struct io_uring_cqe *cqe = NULL;
+		io_uring_submit_and_wait_timeout(&server->ring, &cqe, 1, &wait, NULL);
+		unsigned head, seen = 0;
+		io_uring_for_each_cqe(&server->ring, head, cqe)
+		{
+			dispatch(server, cqe);
+			seen++;
+		}
+		io_uring_cq_advance(&server->ring, seen);
+		pending = false;
+		for (uint32_t slot = 0; slot < server->max_connections && !pending; slot++)
+			pending = server->connections[slot].state != SLOT_FREE;
 	}
 }
 
@@ -1252,6 +1394,8 @@ out:
 	server->draining = true; /* nothing is armed from here on */
 	keyring_watcher_stop(server->watcher);
 	control_worker_free(server->control); /* its last answers are pushed */
+	if (ring_ready && server->connections)
+		finish_operations(server);
 	for (uint32_t slot = 0; server->connections && slot < server->max_connections; slot++)
 		if (server->connections[slot].state != SLOT_FREE)
 			release_slot(server, slot);

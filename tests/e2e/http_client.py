@@ -9,6 +9,8 @@ Modes:
                                    admin token, 100-continue, chunked bodies
   slowloris HOST PORT              one byte a second: closed by the header
                                    timeout while others are served
+  stalled HOST PORT BODY SECONDS   16 pipelined requests never read: the
+                                   server's send timeout closes the connection
   concurrent HOST PORT BODY N      N connections at once, each gets a license
   load HOST PORT BODY SECONDS OUT  keep-alive load from 8 connections for
                                    SECONDS (BODY re-read when it changes);
@@ -170,6 +172,33 @@ def mode_protocol(host, port, body, token):
            str(got))
     sock.close()
 
+    # pipelined requests beyond the per-connection bound, then a half-close:
+    # every request that arrived is still answered
+    sock = connect(host, port)
+    reader = Reader(sock)
+    sock.sendall(b"".join(get(f"/healthz?half={i}") for i in range(20)))
+    sock.shutdown(socket.SHUT_WR)
+    answered = 0
+    try:
+        while answered < 20 and reader.response()[0] == 200:
+            answered += 1
+    except (EOFError, ConnectionResetError):
+        pass
+    report(answered == 20, "20 pipelined requests then a half-close: all 20 answered", f"{answered}/20")
+    report(reader.closed(), "then the server closes")
+    sock.close()
+
+    # HTTP/1.0 keep-alive is said when kept
+    sock = connect(host, port)
+    reader = Reader(sock)
+    sock.sendall(b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    status, headers, _ = reader.response()
+    report(status == 200 and headers.get("connection", "").lower() == "keep-alive",
+           "HTTP/1.0 with keep-alive: answered with Connection: keep-alive", f"{status} {headers}")
+    sock.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+    report(reader.response()[0] == 200, "and the connection serves a second request")
+    sock.close()
+
     # HTTP/1.0 and Connection: close end the connection after the answer
     for name, raw in (("HTTP/1.0", b"GET /healthz HTTP/1.0\r\n\r\n"),
                       ("Connection: close", get("/healthz", "Connection: close\r\n"))):
@@ -303,6 +332,36 @@ def mode_slowloris(host, port):
     report(answered_meanwhile, "another client is served while the slow one trickles")
     report(closed and elapsed < 20, "a client sending one byte a second is cut off by the header timeout",
            f"closed={closed} after {elapsed:.1f}s")
+
+
+def metric(host, port, name):
+    status, _, text = exchange(host, port, get("/metrics"))
+    match = re.search(rb"^" + name.encode() + rb" (\d+)", text, re.M)
+    return int(match.group(1)) if match else -1
+
+
+def mode_stalled(host, port, body, limit_seconds):
+    """A client that sends work and never reads the answers: closed by the
+    server once its send makes no progress for the request timeout."""
+    before = metric(host, port, "licensor_http_connections_timed_out_total")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(15)
+    sock.connect((host, port))
+    sock.sendall(post("/v1/licenses", body) * 16)
+    started = time.monotonic()
+    closed_by_timeout = False
+    while time.monotonic() - started < limit_seconds:
+        time.sleep(0.5)
+        if metric(host, port, "licensor_http_connections_timed_out_total") > before:
+            closed_by_timeout = True
+            break
+    elapsed = time.monotonic() - started
+    report(closed_by_timeout, "a client that never reads its answers is closed by the send timeout",
+           f"after {elapsed:.1f}s")
+    sock.close()
+    status, _, _ = exchange(host, port, get("/healthz"))
+    report(status == 200, "the server still serves others")
 
 
 def mode_concurrent(host, port, body, count):
@@ -441,6 +500,8 @@ def main():
     arguments = sys.argv[4:]
     if mode == "protocol":
         mode_protocol(host, port, open(arguments[0], "rb").read(), arguments[1])
+    elif mode == "stalled":
+        mode_stalled(host, port, open(arguments[0], "rb").read(), float(arguments[1]))
     elif mode == "slowloris":
         mode_slowloris(host, port)
     elif mode == "concurrent":

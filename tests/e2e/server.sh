@@ -102,12 +102,14 @@ acquire_body bob-rac.xml doc-1.pl.xml bob-rac.xml doc-2.pl.xml bob-rac.xml tampe
 python3 -c 'import sys; sys.stdout.write("<AcquireLicense xmlns=\"urn:licensor:v1\">" + "".join(
     "<Item>" + open("bob-rac.xml").read().split("?>",1)[-1] + open("doc-1.pl.xml").read().split("?>",1)[-1] + "</Item>"
     for _ in range(int(sys.argv[1]))) + "</AcquireLicense>")' 20 >twenty.xml
+python3 -c 'import sys; d=sys.stdin.read(); i=d.index("<Item>"); j=d.rindex("</Item>")+7; sys.stdout.write(d[:i] + d[i:j]*5 + d[j:])' <twenty.xml >hundred.xml
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >token
 chmod 600 token
 TOKEN=$(cat token)
 
 # ---- licenses over HTTP ----
-check "start the server" start_server main --workers 2 --admin-token-file token --header-timeout 2s
+check "start the server" start_server main --workers 2 --admin-token-file token --header-timeout 2s \
+	--request-timeout 3s
 URL="http://127.0.0.1:$PORT"
 check "POST /v1/licenses (curl)" curl -sf -o one.response.xml -H 'Content-Type: application/xml' \
 	--data-binary @one.xml "$URL/v1/licenses"
@@ -135,6 +137,9 @@ check "certify with a bad days value is refused" \
 check "protocol checks (python raw sockets)" python3 "$HTTP_CLIENT" protocol 127.0.0.1 "$PORT" one.xml "$TOKEN"
 cat "$E2E_OUT"
 check "one byte a second is cut off (header timeout 2s)" python3 "$HTTP_CLIENT" slowloris 127.0.0.1 "$PORT"
+cat "$E2E_OUT"
+check "a client that stops reading is cut off (request timeout 3s)" \
+	python3 "$HTTP_CLIENT" stalled 127.0.0.1 "$PORT" hundred.xml 12
 cat "$E2E_OUT"
 check "200 concurrent connections" python3 "$HTTP_CLIENT" concurrent 127.0.0.1 "$PORT" one.xml 200
 cat "$E2E_OUT"
