@@ -1144,3 +1144,23 @@ void lic_engine_tick(lic_engine *engine)
 	log_compromised_uses(engine, lic_clock_now(keyring_clock(engine->keyring)), false,
 			     SKIP_IF_STORE_LOCKED);
 }
+
+void lic_engine_stats_since(lic_engine_stats *after, const lic_engine_stats *before)
+{
+	after->licenses_issued -= before->licenses_issued;
+	after->errors -= before->errors;
+	after->requests_refused -= before->requests_refused;
+	for (size_t i = 0; i < LIC_STATUS_COUNT; i++)
+		after->errors_by_status[i] -= before->errors_by_status[i];
+	after->batches -= before->batches;
+	after->batched_jobs -= before->batched_jobs;
+	for (size_t i = 0; i < LIC_ENGINE_BATCH_BUCKETS; i++)
+		after->batch_size_buckets[i] -= before->batch_size_buckets[i];
+	after->private_key_operations -= before->private_key_operations;
+	after->pl_cache_hits -= before->pl_cache_hits;
+	after->pl_cache_misses -= before->pl_cache_misses;
+	after->rac_cache_hits -= before->rac_cache_hits;
+	after->rac_cache_misses -= before->rac_cache_misses;
+	after->compromised_uses -= before->compromised_uses;
+	/* queue_depth and pl_cache_entries are levels, not counts: kept as they are now. */
+}

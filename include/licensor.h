@@ -270,6 +270,10 @@ typedef struct lic_engine_stats {
 	uint64_t pl_cache_entries; /* content keys held now */
 } lic_engine_stats;
 LIC_API void lic_engine_get_stats(lic_engine *engine, lic_engine_stats *out);
+/* Turns `after` into the counts from `before` to `after` (both from
+ * lic_engine_get_stats of one engine): for measuring a phase. Levels
+ * (queue_depth, pl_cache_entries) keep their `after` values. */
+LIC_API void lic_engine_stats_since(lic_engine_stats *after, const lic_engine_stats *before);
 
 /* The upper bound (jobs) of batch size bucket i: 1, 2, 4, … 128, and
  * UINT64_MAX for the last bucket (+Inf). */

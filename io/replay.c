@@ -579,26 +579,6 @@ static double seconds_since(const struct timespec *start)
 	return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
-static void engine_stats_difference(lic_engine_stats *after, const lic_engine_stats *before)
-{
-	after->licenses_issued -= before->licenses_issued;
-	after->errors -= before->errors;
-	after->requests_refused -= before->requests_refused;
-	for (size_t i = 0; i < LIC_STATUS_COUNT; i++)
-		after->errors_by_status[i] -= before->errors_by_status[i];
-	after->batches -= before->batches;
-	after->batched_jobs -= before->batched_jobs;
-	for (size_t i = 0; i < LIC_ENGINE_BATCH_BUCKETS; i++)
-		after->batch_size_buckets[i] -= before->batch_size_buckets[i];
-	after->private_key_operations -= before->private_key_operations;
-	after->pl_cache_hits -= before->pl_cache_hits;
-	after->pl_cache_misses -= before->pl_cache_misses;
-	after->rac_cache_hits -= before->rac_cache_hits;
-	after->rac_cache_misses -= before->rac_cache_misses;
-	after->compromised_uses -= before->compromised_uses;
-	/* queue_depth and pl_cache_entries are levels, not counts: kept as they are now. */
-}
-
 /* ---- the loop ---- */
 
 static void run_loop(struct replay *replay)
@@ -685,7 +665,7 @@ lic_status replay_run(const struct replay_options *options, struct replay_report
 	for (size_t i = 0; i < REPLAY_HTTP_STATUS_LIMIT; i++)
 		report->responses_by_status[i] = atomic_load(&replay->responses_by_status[i]);
 	lic_engine_get_stats(options->engine, &report->engine);
-	engine_stats_difference(&report->engine, &before);
+	lic_engine_stats_since(&report->engine, &before);
 out:
 	if (replay != NULL) {
 		if (replay->ring_ready)

@@ -308,18 +308,25 @@ static void arm_accept(struct server *server)
 	server->accept_armed = true;
 }
 
-static void arm_recv(struct server *server, uint32_t slot)
+/* A multishot recv into the provided-buffer ring. */
+static void submit_recv(struct server *server, uint32_t slot)
 {
 	struct connection *connection = &server->connections[slot];
-	if (connection->recv_armed || connection->paused || connection->reading_stopped ||
-	    connection->state != SLOT_OPEN)
-		return;
 	struct io_uring_sqe *sqe = get_sqe(server);
 	io_uring_prep_recv_multishot(sqe, connection->fd, NULL, 0, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = BUFFER_GROUP;
 	io_uring_sqe_set_data64(sqe, pack(OPERATION_RECV, slot, connection->generation));
 	connection->recv_armed = true;
+}
+
+static void arm_recv(struct server *server, uint32_t slot)
+{
+	struct connection *connection = &server->connections[slot];
+	if (connection->recv_armed || connection->paused || connection->reading_stopped ||
+	    connection->state != SLOT_OPEN)
+		return;
+	submit_recv(server, slot);
 }
 
 /* Closing: read and drop what the peer still sends, so that close() does not
@@ -329,12 +336,7 @@ static void arm_linger_recv(struct server *server, uint32_t slot)
 	struct connection *connection = &server->connections[slot];
 	if (connection->recv_armed)
 		return;
-	struct io_uring_sqe *sqe = get_sqe(server);
-	io_uring_prep_recv_multishot(sqe, connection->fd, NULL, 0, 0);
-	sqe->flags |= IOSQE_BUFFER_SELECT;
-	sqe->buf_group = BUFFER_GROUP;
-	io_uring_sqe_set_data64(sqe, pack(OPERATION_RECV, slot, connection->generation));
-	connection->recv_armed = true;
+	submit_recv(server, slot);
 }
 
 static void cancel_recv(struct server *server, uint32_t slot)

@@ -621,20 +621,6 @@ struct issue_result {
 	lic_error first_error;
 };
 
-static void stats_subtract(lic_engine_stats *after, const lic_engine_stats *before)
-{
-	after->licenses_issued -= before->licenses_issued;
-	after->errors -= before->errors;
-	after->batches -= before->batches;
-	after->batched_jobs -= before->batched_jobs;
-	after->private_key_operations -= before->private_key_operations;
-	after->pl_cache_hits -= before->pl_cache_hits;
-	after->pl_cache_misses -= before->pl_cache_misses;
-	after->rac_cache_hits -= before->rac_cache_hits;
-	after->rac_cache_misses -= before->rac_cache_misses;
-	after->compromised_uses -= before->compromised_uses;
-}
-
 /* Issues every hot PL once, so that the cache holds them all. */
 static lic_status warm_pl_cache(lic_engine *engine, const struct bench_world *world, lic_error *error)
 {
@@ -714,7 +700,7 @@ out:;
 			last = submitters[i].end;
 	}
 	lic_engine_get_stats(engine, &result->stats);
-	stats_subtract(&result->stats, &before);
+	lic_engine_stats_since(&result->stats, &before);
 	result->elapsed_s = seconds_between(begin, last);
 	result->pl_reuses = atomic_load(&run.pl_reuses);
 	result->first_error = run.first_error;
