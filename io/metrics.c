@@ -213,7 +213,7 @@ static void render_server(struct byte_builder *builder, const struct server_metr
 		server->overloaded_responses);
 
 	family(builder, "licensor_http_request_duration_seconds", "histogram",
-	       "From a request's first byte to its response queued for sending.");
+	       "From the end of a request to the end of sending its answer.");
 	char sum[48];
 	snprintf(sum, sizeof sum, "%.9f", server->latency_sum_seconds);
 	histogram_samples(builder, "licensor_http_request_duration_seconds", server->latency_buckets,

@@ -54,8 +54,8 @@ struct server_metrics {
 	uint64_t responses_by_status[6];
 	uint64_t overloaded_responses; /* 503 answered at once by the I/O thread */
 	uint64_t timeouts_closed;      /* connections closed by the header, request or idle timeout */
-	/* Request latency, from the request's first byte to its response queued
-	 * for sending. Buckets are not cumulative: [i] counts latencies above
+	/* Request latency, from the end of the request to the end of sending its
+	 * answer (the server's own time and the send). Buckets are not cumulative: [i] counts latencies above
 	 * bound i - 1 and at most bound i; [SERVER_LATENCY_BUCKETS] the rest. */
 	uint64_t latency_buckets[SERVER_LATENCY_BUCKETS + 1];
 	uint64_t latency_count;
