@@ -3,8 +3,10 @@
  *
  * Every submission carries a user_data of (operation, connection slot,
  * generation). A connection slot is not reused while any of its operations is
- * in the ring: closing shuts the socket down, waits for the recv and the send
- * to come back, and only then frees the slot and bumps its generation. Engine
+ * in the ring: closing shuts our side for writing, reads and drops input until
+ * the peer closes or LINGER_MS pass (so no reset destroys the last answer),
+ * waits for the recv and the send to come back, and only then frees the slot
+ * and bumps its generation. Engine
  * and control-worker answers come back through the completion queue naming
  * (slot, generation): an answer for a connection that is gone is recycled.
  *
@@ -624,8 +626,9 @@ static void on_send(struct server *server, uint32_t slot, struct io_uring_cqe *c
 
 /* ---- requests ---- */
 
-/* A new response at the tail of the connection's FIFO. */
-static struct response *enqueue_response(struct server *server, uint32_t slot, bool keep_alive)
+/* A new response at the tail of the connection's FIFO; an interim one (100
+ * Continue) answers no request and is not counted as one. */
+static struct response *enqueue_response(struct server *server, uint32_t slot, bool keep_alive, bool interim)
 {
 	struct connection *connection = &server->connections[slot];
 	struct response *response = response_pool_get(&server->pool);
@@ -642,8 +645,11 @@ static struct response *enqueue_response(struct server *server, uint32_t slot, b
 	else
 		connection->first = response;
 	connection->last = response;
-	connection->unanswered++;
-	server->metrics.requests_total++;
+	response->interim = interim;
+	if (!interim) {
+		connection->unanswered++;
+		server->metrics.requests_total++;
+	}
 	return response;
 }
 
@@ -891,7 +897,7 @@ static void answer_metrics(struct server *server, struct response *response)
 
 static void handle_request(struct server *server, uint32_t slot, const struct http_request *request)
 {
-	struct response *response = enqueue_response(server, slot, request->keep_alive);
+	struct response *response = enqueue_response(server, slot, request->keep_alive, false);
 	if (response == NULL) {
 		abort_connection(server, slot);
 		return;
@@ -946,7 +952,7 @@ static size_t feed(struct server *server, uint32_t slot, const char *data, size_
 		case HTTP_FEED_NEED_MORE:
 			return total;
 		case HTTP_FEED_CONTINUE: {
-			struct response *interim = enqueue_response(server, slot, true);
+			struct response *interim = enqueue_response(server, slot, true, true);
 			if (interim == NULL || !response_set(interim, 100, "text/plain", NULL, NULL, 0)) {
 				abort_connection(server, slot);
 				return total;
@@ -955,9 +961,6 @@ static size_t feed(struct server *server, uint32_t slot, const char *data, size_
 			static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
 			memcpy(interim->data, continue_line, sizeof continue_line - 1);
 			interim->length = sizeof continue_line - 1;
-			interim->interim = true;
-			connection->unanswered--;
-			server->metrics.requests_total--;
 			break;
 		}
 		case HTTP_FEED_REQUEST:
@@ -977,7 +980,7 @@ static size_t feed(struct server *server, uint32_t slot, const char *data, size_
 			}
 			break;
 		case HTTP_FEED_ERROR: {
-			struct response *response = enqueue_response(server, slot, false);
+			struct response *response = enqueue_response(server, slot, false, false);
 			if (response == NULL) {
 				abort_connection(server, slot);
 				return total;
@@ -1110,7 +1113,7 @@ static void on_timer(struct server *server)
 			continue;
 		server->metrics.timeouts_closed++;
 		if (connection->request_started_ms && !connection->requests_stopped) {
-			struct response *response = enqueue_response(server, slot, false);
+			struct response *response = enqueue_response(server, slot, false, false);
 			if (response) {
 				answer_error(response, LIC_MALFORMED, 408,
 					     "the request took too long to arrive", NULL);
