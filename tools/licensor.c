@@ -38,6 +38,7 @@ static const char usage_text[] =
     "Benchmarks:\n"
     "  bench       issue [--hot] [--workers N] [--seconds S] [--algorithm A] [--batch B]\n"
     "  replay      FILE [--workers N] [--repeat K] [--in-flight N] [--queue N]\n"
+    "  simulate    --csv FILE [--days D] [--rekey-day D] [--rollout D] [--plot F.png] [--json] (see --help)\n"
     "\n"
     "Every command takes --store DIR (default: $LICENSOR_STORE, else ./var/licensor) and --help.\n"
     "Durations: 90s, 45m, 6h, 14d.\n";
@@ -54,6 +55,7 @@ static const struct command commands[] = {
     {"audit", command_audit},         {"certify", command_certify},   {"publish", command_publish},
     {"acquire", command_acquire},     {"open", command_open},         {"bench", command_bench},
     {"superuser", command_superuser}, {"serve", command_serve},       {"replay", command_replay},
+    {"simulate", command_simulate},
 };
 
 int main(int argc, char **argv)
