@@ -27,7 +27,8 @@ stop_servers() {
 		kill -9 "$pid" 2>/dev/null || true
 	done
 }
-trap 'stop_servers; e2e_on_exit' EXIT
+# The script's exit status is carried through the cleanup to e2e_on_exit.
+trap 'exit_status=$?; stop_servers; (exit $exit_status); e2e_on_exit' EXIT
 
 # start_server NAME ARGS...: starts `licensor serve`, waits for its URL; sets PORT and PID.
 start_server() {

@@ -13,7 +13,8 @@ cd "$E2E_TMP"
 unset LICENSOR_KEK_FILE LICENSOR_PASSPHRASE_FILE LICENSOR_TEST_NOW
 export LICENSOR_STORE="$E2E_TMP/store"
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; e2e_on_exit' EXIT
+# The script's exit status is carried through the cleanup to e2e_on_exit.
+trap 'exit_status=$?; for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; (exit $exit_status); e2e_on_exit' EXIT
 
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
