@@ -73,7 +73,7 @@ static lic_status parse_parameters(const struct cli_args *args, struct simulatio
 {
 	lic_status status = LIC_OK;
 	const char *value;
-	uint64_t number;
+	uint64_t number = 0;
 	simulation_parameters_default(p);
 	if ((value = cli_option(args, "clients")) != NULL) {
 		LIC_TRY(parse_unsigned("clients", value, SIMULATION_CLIENTS_MAX, &number, error));
