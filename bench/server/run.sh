@@ -7,16 +7,21 @@
 # Per round, for cold (PL cache off: every license costs an unwrap and a
 # signature) and hot (PL cache on: a signature only):
 #   1. `licensor bench issue --workers 2` (in-process, the reference figure);
-#   2. `licensor serve --workers 2` under wrk (1 thread, 32 keep-alive
-#      connections, POST /v1/licenses with --items items per body) for
-#      --seconds after a 2 s warm-up: licenses/s = requests/s × items.
+#   2. `licensor serve --workers 2` under licensor-load (32 keep-alive
+#      connections, 4 pipelined requests each, POST /v1/licenses with --items
+#      items per body), offered twice the in-process rate so that the server
+#      is saturated, for --seconds after a 2 s warm-up: licenses/s = the
+#      achieved requests/s × items. Requests still unanswered when the run
+#      ends count as timeouts (expected at saturation); any other error
+#      stops the script.
 # Then, hot, with --idle idle keep-alive connections held open by
 # idle_connections.py: the server's RSS before and with them, and licenses/s
-# under wrk again. Prints one JSON object per measurement and a summary with
-# medians and ratios. wrk runs on the same 2 cores as the server (and takes
-# CPU from it), which the in-process figure does not pay for.
+# under licensor-load again. Prints one JSON object per measurement and a
+# summary with medians and ratios. licensor-load runs on the same 2 cores as
+# the server (its own CPU share is in each JSON line), which the in-process
+# figure does not pay for.
 #
-# Needs: a release build (made if missing), wrk, python3, openssl.
+# Needs: a release build (made if missing), python3, openssl.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 ROUNDS=3 SECONDS_PER_RUN=10 ITEMS=1 IDLE=10000
@@ -29,11 +34,11 @@ while [[ $# -gt 0 ]]; do
 	*) echo "usage: $0 [--rounds N] [--seconds S] [--items N] [--idle N]" >&2; exit 2 ;;
 	esac
 done
-command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
-if [[ ! -x build-release/licensor ]]; then
-	cmake --preset release >/dev/null && cmake --build --preset release -j2 >/dev/null
+if [[ ! -x build-release/licensor || ! -x build-release/licensor-load ]]; then
+	cmake --preset release >/dev/null && cmake --build --preset release -j2 --target licensor licensor-load >/dev/null
 fi
 LICENSOR=$PWD/build-release/licensor
+LOAD=$PWD/build-release/licensor-load
 SCRIPT_DIR=$PWD/bench/server
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/licensor-server-bench.XXXXXX")
 SERVER_PID=""
@@ -63,10 +68,12 @@ work, items = sys.argv[1], int(sys.argv[2])
 strip = lambda text: text.split("?>", 1)[-1].replace("\n", "")
 rac = strip(open(f"{work}/rac.xml").read())
 pls = [strip(open(f"{work}/pl-{i}.xml").read()) for i in range(1, 65)]
-with open(f"{work}/bodies.txt", "w") as out:
+with open(f"{work}/bodies.txt", "w") as index:
     for start in range(64):
-        out.write('<AcquireLicense xmlns="urn:licensor:v1">' + "".join(
-            f"<Item>{rac}{pls[(start + k) % 64]}</Item>" for k in range(items)) + "</AcquireLicense>\n")
+        with open(f"{work}/body-{start}.xml", "w") as body:
+            body.write('<AcquireLicense xmlns="urn:licensor:v1">' + "".join(
+                f"<Item>{rac}{pls[(start + k) % 64]}</Item>" for k in range(items)) + "</AcquireLicense>")
+        index.write(f"@body-{start}.xml\n")
 EOF
 
 start_server() { # extra serve options...
@@ -85,19 +92,21 @@ stop_server() {
 	SERVER_PID=""
 }
 rss_kib() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"; }
-# licenses/s from wrk over $URL for SECONDS
-wrk_licenses() { # seconds
-	BODY_FILE=$WORK/bodies.txt wrk -t1 -c32 -d2s -s "$SCRIPT_DIR/acquire.lua" "$URL" >/dev/null 2>&1
-	local out
-	out=$(BODY_FILE=$WORK/bodies.txt wrk -t1 -c32 -d"$1"s -s "$SCRIPT_DIR/acquire.lua" "$URL" 2>&1)
-	if ! grep -q 'non-200 responses: 0 ' <<<"$out"; then
-		echo "wrk saw failures:" >&2
-		echo "$out" >&2
-		exit 1
-	fi
-	local requests
-	requests=$(sed -n 's/^Requests\/sec:[[:space:]]*\([0-9.]*\)/\1/p' <<<"$out")
-	python3 -c "print(round($requests * $ITEMS, 1))"
+# licenses/s the server sustains: licensor-load offering RATE requests/s (above
+# what the server can do) over $URL for SECONDS; prints "licenses/s load-cpu".
+load_licenses() { # seconds rate
+	local load=("$LOAD" --url "$URL/v1/licenses" --body "$WORK/bodies.txt" --rate "$2"
+		--connections 32 --pipeline 4 --server-pid "$SERVER_PID" --json)
+	timeout 30 "${load[@]}" --duration 2 >/dev/null 2>&1 || true # warm-up
+	timeout $(($1 + 30)) "${load[@]}" --duration "$1" >"$WORK/load.json" 2>/dev/null
+	python3 - "$WORK/load.json" "$ITEMS" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+other = {k: v for k, v in d["errors"].items() if k != "timeout"}
+if other:
+    sys.exit(f"licensor-load saw errors: {other}")
+print(round(d["achieved_rate"] * int(sys.argv[2]), 1), d["load_cpu_share"])
+PY
 }
 
 RESULTS=$WORK/results.jsonl
@@ -108,10 +117,10 @@ for round in $(seq "$ROUNDS"); do
 		inprocess=$("$LICENSOR" bench issue --workers 2 --seconds 5 $flag |
 			python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["licenses_per_s"], d["ceiling_private_ops_per_s"])')
 		if [[ $mode == cold ]]; then start_server --no-pl-cache; else start_server; fi
-		http=$(wrk_licenses "$SECONDS_PER_RUN")
-		stop_server
 		read -r lic ceiling <<<"$inprocess"
-		echo "{\"round\":$round,\"mode\":\"$mode\",\"in_process_licenses_per_s\":$lic,\"ceiling_private_ops_per_s\":$ceiling,\"http_licenses_per_s\":$http}" |
+		read -r http load_cpu <<<"$(load_licenses "$SECONDS_PER_RUN" "$(python3 -c "print(int(2 * $lic / $ITEMS) + 1)")")"
+		stop_server
+		echo "{\"round\":$round,\"mode\":\"$mode\",\"in_process_licenses_per_s\":$lic,\"ceiling_private_ops_per_s\":$ceiling,\"http_licenses_per_s\":$http,\"load_cpu_share\":$load_cpu}" |
 			tee -a "$RESULTS"
 	done
 	# hot, with IDLE idle keep-alive connections open
@@ -125,13 +134,13 @@ for round in $(seq "$ROUNDS"); do
 	for _ in $(seq 600); do grep -q '^ready' "$WORK/idle.out" 2>/dev/null && break; sleep 0.1; done
 	grep -q '^ready' "$WORK/idle.out" || { echo "idle connections did not open" >&2; exit 1; }
 	rss_idle=$(rss_kib "$SERVER_PID")
-	http=$(wrk_licenses "$SECONDS_PER_RUN")
+	read -r http load_cpu <<<"$(load_licenses "$SECONDS_PER_RUN" 10000)"
 	rss_after=$(rss_kib "$SERVER_PID")
 	touch "$WORK/stop"
 	wait "$IDLE_PID" || true
 	IDLE_PID=""
 	stop_server
-	echo "{\"round\":$round,\"mode\":\"hot_with_idle\",\"idle_connections\":$IDLE,\"rss_kib_before\":$rss_before,\"rss_kib_idle\":$rss_idle,\"rss_kib_after_load\":$rss_after,\"http_licenses_per_s\":$http}" |
+	echo "{\"round\":$round,\"mode\":\"hot_with_idle\",\"idle_connections\":$IDLE,\"rss_kib_before\":$rss_before,\"rss_kib_idle\":$rss_idle,\"rss_kib_after_load\":$rss_after,\"http_licenses_per_s\":$http,\"load_cpu_share\":$load_cpu}" |
 		tee -a "$RESULTS"
 done
 
