@@ -52,45 +52,9 @@ trap cleanup EXIT
 export LICENSOR_STORE=$WORK/store
 ulimit -n "$(ulimit -Hn)"
 
-# ---- a store, a user, 64 PLs, request bodies (one per line) ----
-"$LICENSOR" init >/dev/null
-"$LICENSOR" tenant add bench >/dev/null
-openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/user.pem" 2>/dev/null
-openssl pkey -in "$WORK/user.pem" -pubout -out "$WORK/user.pub"
-"$LICENSOR" certify bench --principal user@example.com --pubkey "$WORK/user.pub" >"$WORK/rac.xml"
-for i in $(seq 64); do
-	"$LICENSOR" publish bench --content-id "doc-$i" --owner owner@example.com \
-		--grant 'user@example.com:VIEW' >"$WORK/pl-$i.xml"
-done
-python3 - "$WORK" "$ITEMS" <<'EOF'
-import sys
-work, items = sys.argv[1], int(sys.argv[2])
-strip = lambda text: text.split("?>", 1)[-1].replace("\n", "")
-rac = strip(open(f"{work}/rac.xml").read())
-pls = [strip(open(f"{work}/pl-{i}.xml").read()) for i in range(1, 65)]
-with open(f"{work}/bodies.txt", "w") as index:
-    for start in range(64):
-        with open(f"{work}/body-{start}.xml", "w") as body:
-            body.write('<AcquireLicense xmlns="urn:licensor:v1">' + "".join(
-                f"<Item>{rac}{pls[(start + k) % 64]}</Item>" for k in range(items)) + "</AcquireLicense>")
-        index.write(f"@body-{start}.xml\n")
-EOF
+. "$PWD/bench/lib.sh"
+bench_fixture "$ITEMS"
 
-start_server() { # extra serve options...
-	"$LICENSOR" serve --listen 127.0.0.1:0 --workers 2 "$@" >"$WORK/serve.out" 2>"$WORK/serve.err" &
-	SERVER_PID=$!
-	for _ in $(seq 100); do
-		grep -q '^licensor: serving' "$WORK/serve.out" 2>/dev/null && break
-		sleep 0.1
-	done
-	URL=$(sed -n 's|^licensor: serving \(http://[0-9.:]*\).*|\1|p' "$WORK/serve.out")
-	[[ -n $URL ]] || { cat "$WORK/serve.err"; exit 1; }
-}
-stop_server() {
-	kill -TERM "$SERVER_PID"
-	wait "$SERVER_PID" || true
-	SERVER_PID=""
-}
 rss_kib() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"; }
 # licenses/s the server sustains: licensor-load offering RATE requests/s (above
 # what the server can do) over $URL for SECONDS; prints "licenses/s load-cpu".
@@ -134,7 +98,7 @@ for round in $(seq "$ROUNDS"); do
 	for _ in $(seq 600); do grep -q '^ready' "$WORK/idle.out" 2>/dev/null && break; sleep 0.1; done
 	grep -q '^ready' "$WORK/idle.out" || { echo "idle connections did not open" >&2; exit 1; }
 	rss_idle=$(rss_kib "$SERVER_PID")
-	read -r http load_cpu <<<"$(load_licenses "$SECONDS_PER_RUN" 10000)"
+	read -r http load_cpu <<<"$(load_licenses "$SECONDS_PER_RUN" "$(python3 -c "print(int(2 * $lic / $ITEMS) + 1)")")" # $lic: this round's hot figure
 	rss_after=$(rss_kib "$SERVER_PID")
 	touch "$WORK/stop"
 	wait "$IDLE_PID" || true
