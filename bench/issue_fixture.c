@@ -197,7 +197,7 @@ lic_status issue_fixture_new(size_t pl_count, issue_fixture **out, lic_error *er
 					&fixture->reader_spki_length, error));
 	LIC_TRY(rights_account_certificate_write(
 	    TENANT, READER, fixture->reader_key, now - 60, now + (int64_t)RAC_DAYS * 86400,
-	    fixture->tenant_private, version->key_id_hex, &fixture->rac, &fixture->rac_length, error));
+	    VERSION_KEY_OF(fixture->tenant_private), version->key_id_hex, &fixture->rac, &fixture->rac_length, error));
 	LIC_TRY(xml_document_parse(fixture->rac, fixture->rac_length, DOCUMENT_MAX_BYTES,
 				   &fixture->rac_document, error));
 
@@ -286,7 +286,7 @@ lic_status issue_fixture_unwrap(issue_fixture *fixture, lic_error *error)
 {
 	uint8_t content_key[CONTENT_KEY_LENGTH];
 	lic_status status =
-	    oaep_unwrap(fixture->tenant_private, fixture->pl0.body_digest, sizeof fixture->pl0.body_digest,
+	    oaep_unwrap(VERSION_KEY_OF(fixture->tenant_private), fixture->pl0.body_digest, sizeof fixture->pl0.body_digest,
 			fixture->pl0.enabling_bits, fixture->pl0.enabling_bits_length, content_key, error);
 	if (status == LIC_OK && CRYPTO_memcmp(content_key, fixture->content_key, CONTENT_KEY_LENGTH) != 0)
 		status = lic_error_set(error, LIC_INTERNAL, "the unwrap gave another content key");
@@ -344,7 +344,7 @@ lic_status issue_fixture_pl_read(issue_fixture *fixture, lic_error *error)
 lic_status issue_fixture_use_license_build(issue_fixture *fixture, bool serialize, lic_error *error)
 {
 	xmlDocPtr document = NULL;
-	lic_status status = use_license_build(&fixture->license, fixture->tenant_private,
+	lic_status status = use_license_build(&fixture->license, VERSION_KEY_OF(fixture->tenant_private),
 					      fixture->tenant->versions[0].key_id_hex, &document, error);
 	if (status == LIC_OK && serialize) {
 		xmlChar *text = NULL;

@@ -163,23 +163,6 @@ static lic_status read_enabling_bits(xmlNodePtr parent, uint8_t **out, size_t *l
 
 /* ---- RSA-OAEP ---- */
 
-static lic_status oaep_context(EVP_PKEY_CTX *context, const uint8_t *label, size_t label_length)
-{
-	if (EVP_PKEY_CTX_set_rsa_padding(context, RSA_PKCS1_OAEP_PADDING) != 1 ||
-	    EVP_PKEY_CTX_set_rsa_oaep_md(context, EVP_sha256()) != 1 ||
-	    EVP_PKEY_CTX_set_rsa_mgf1_md(context, EVP_sha256()) != 1)
-		return LIC_INTERNAL;
-	if (label_length > 0) {
-		/* The context takes ownership of the label buffer. */
-		uint8_t *copy = OPENSSL_memdup(label, label_length);
-		if (copy == NULL || EVP_PKEY_CTX_set0_rsa_oaep_label(context, copy, (int)label_length) != 1) {
-			OPENSSL_free(copy);
-			return LIC_INTERNAL;
-		}
-	}
-	return LIC_OK;
-}
-
 lic_status oaep_wrap(EVP_PKEY *public_key, const uint8_t *label, size_t label_length,
 		     const uint8_t *plaintext, size_t plaintext_length, uint8_t **ciphertext,
 		     size_t *ciphertext_length, lic_error *error)
@@ -189,7 +172,7 @@ lic_status oaep_wrap(EVP_PKEY *public_key, const uint8_t *label, size_t label_le
 	uint8_t *buffer = NULL;
 	size_t length = 0;
 	if (context == NULL || EVP_PKEY_encrypt_init(context) != 1 ||
-	    oaep_context(context, label, label_length) != LIC_OK ||
+	    oaep_set_parameters(context, label, label_length, NULL) != LIC_OK ||
 	    EVP_PKEY_encrypt(context, NULL, &length, plaintext, plaintext_length) != 1)
 		LIC_FAIL(error, LIC_INTERNAL, "RSA-OAEP wrap failed");
 	buffer = malloc(length);
@@ -206,26 +189,24 @@ out:
 	return status;
 }
 
-lic_status oaep_unwrap(EVP_PKEY *private_key, const uint8_t *label, size_t label_length,
+lic_status oaep_unwrap(const struct version_key *private_key, const uint8_t *label, size_t label_length,
 		       const uint8_t *ciphertext, size_t ciphertext_length,
 		       uint8_t content_key[CONTENT_KEY_LENGTH], lic_error *error)
 {
 	lic_status status = LIC_OK;
-	EVP_PKEY_CTX *context = EVP_PKEY_CTX_new(private_key, NULL);
 	uint8_t buffer[1024];
-	size_t length = sizeof buffer;
-	if (context == NULL || EVP_PKEY_decrypt_init(context) != 1 ||
-	    oaep_context(context, label, label_length) != LIC_OK)
-		LIC_FAIL(error, LIC_INTERNAL, "RSA-OAEP context failed");
-	if ((size_t)EVP_PKEY_get_size(private_key) != ciphertext_length ||
-	    EVP_PKEY_decrypt(context, buffer, &length, ciphertext, ciphertext_length) != 1 ||
-	    length != CONTENT_KEY_LENGTH)
+	size_t length = 0;
+	if (version_key_size(private_key) != ciphertext_length)
+		LIC_FAIL(error, LIC_PL_INTEGRITY,
+			 "the content key does not unwrap: the body or the enabling bits were altered");
+	LIC_TRY(version_key_oaep_decrypt(private_key, label, label_length, ciphertext, ciphertext_length,
+					 buffer, sizeof buffer, &length, error));
+	if (length != CONTENT_KEY_LENGTH)
 		LIC_FAIL(error, LIC_PL_INTEGRITY,
 			 "the content key does not unwrap: the body or the enabling bits were altered");
 	memcpy(content_key, buffer, CONTENT_KEY_LENGTH);
 out:
 	OPENSSL_cleanse(buffer, sizeof buffer);
-	EVP_PKEY_CTX_free(context);
 	return status;
 }
 
@@ -517,7 +498,7 @@ void rights_account_certificate_cleanup(struct rights_account_certificate *rac)
 
 lic_status rights_account_certificate_write(const char *tenant, const char *principal,
 					    EVP_PKEY *user_public_key, int64_t not_before, int64_t not_after,
-					    EVP_PKEY *signing_key, const char *signing_key_id_hex, char **xml,
+					    const struct version_key *signing_key, const char *signing_key_id_hex, char **xml,
 					    size_t *length, lic_error *error)
 {
 	lic_status status = LIC_OK;
@@ -547,7 +528,7 @@ out:
 
 /* ---- Use license ---- */
 
-lic_status use_license_build(const struct use_license_fields *fields, EVP_PKEY *signing_key,
+lic_status use_license_build(const struct use_license_fields *fields, const struct version_key *signing_key,
 			     const char *signing_key_id_hex, xmlDocPtr *out, lic_error *error)
 {
 	lic_status status = LIC_OK;
@@ -611,7 +592,7 @@ lic_status use_license_open(const struct use_license *license, EVP_PKEY *user_pr
 			    uint8_t content_key[CONTENT_KEY_LENGTH], lic_error *error)
 {
 	lic_status status =
-	    oaep_unwrap(user_private_key, (const uint8_t *)license->license_id, strlen(license->license_id),
+	    oaep_unwrap(VERSION_KEY_OF(user_private_key), (const uint8_t *)license->license_id, strlen(license->license_id),
 			license->enabling_bits, license->enabling_bits_length, content_key, error);
 	if (status == LIC_PL_INTEGRITY)
 		return lic_error_set(

@@ -23,6 +23,7 @@
 #include "core/policy.h"
 #include "keyring/key_material.h"
 #include "keyring/tenant.h"
+#include "keyring/version_key.h"
 #include "licensor.h"
 
 #define CONTENT_KEY_LENGTH 32
@@ -106,7 +107,7 @@ void rights_account_certificate_cleanup(struct rights_account_certificate *rac);
 
 lic_status rights_account_certificate_write(const char *tenant, const char *principal,
 					    EVP_PKEY *user_public_key, int64_t not_before, int64_t not_after,
-					    EVP_PKEY *signing_key, const char *signing_key_id_hex, char **xml,
+					    const struct version_key *signing_key, const char *signing_key_id_hex, char **xml,
 					    size_t *length, lic_error *error);
 
 /* ---- Use license ---- */
@@ -125,7 +126,7 @@ struct use_license_fields {
 
 /* Builds and signs a UL document (not serialised: the caller signs and writes
  * it into a response). */
-lic_status use_license_build(const struct use_license_fields *fields, EVP_PKEY *signing_key,
+lic_status use_license_build(const struct use_license_fields *fields, const struct version_key *signing_key,
 			     const char *signing_key_id_hex, xmlDocPtr *out, lic_error *error);
 
 /* Client side (`licensor open`): parses a UL, unwraps its content key with
@@ -160,7 +161,7 @@ lic_status oaep_wrap(EVP_PKEY *public_key, const uint8_t *label, size_t label_le
 		     size_t *ciphertext_length, lic_error *error);
 /* Unwraps into a caller buffer of CONTENT_KEY_LENGTH; a wrong key, label or
  * ciphertext is PL_INTEGRITY. */
-lic_status oaep_unwrap(EVP_PKEY *private_key, const uint8_t *label, size_t label_length,
+lic_status oaep_unwrap(const struct version_key *private_key, const uint8_t *label, size_t label_length,
 		       const uint8_t *ciphertext, size_t ciphertext_length,
 		       uint8_t content_key[CONTENT_KEY_LENGTH], lic_error *error);
 

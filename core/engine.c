@@ -108,7 +108,7 @@ struct job {
 struct worker_key {
 	char tenant[TENANT_NAME_MAX + 1];
 	uint8_t key_id[KEY_ID_LENGTH];
-	EVP_PKEY *key;
+	struct version_key *key; /* managed: decrypted here; BYOK: this worker's handle on the token */
 };
 
 struct worker {
@@ -173,13 +173,13 @@ static void worker_drop_keys(struct worker *worker, const struct keyring_snapsho
 		if (keep)
 			worker->keys[kept++] = *entry;
 		else
-			EVP_PKEY_free(entry->key); /* RSA_free wipes the private components */
+			version_key_free(entry->key); /* wipes a managed key's private components */
 	}
 	worker->key_count = kept;
 }
 
 static lic_status worker_key(struct worker *worker, const struct tenant *tenant,
-			     const struct key_version *version, EVP_PKEY **out, lic_error *error)
+			     const struct key_version *version, struct version_key **out, lic_error *error)
 {
 	for (size_t i = 0; i < worker->key_count; i++) {
 		struct worker_key *entry = &worker->keys[i];
@@ -189,14 +189,14 @@ static lic_status worker_key(struct worker *worker, const struct tenant *tenant,
 			return LIC_OK;
 		}
 	}
-	EVP_PKEY *key = NULL;
+	struct version_key *key = NULL;
 	struct store *store = keyring_store(worker->engine->keyring);
-	lic_status status = store_open_private_key(store->kek, tenant->name, version, &key, error);
+	lic_status status = version_key_open(store->kek, tenant->name, version, &key, error);
 	if (status != LIC_OK)
 		return status;
 	if (worker->key_count == WORKER_KEY_CACHE_MAX) {
 		/* Evict the oldest: rare, and only costs a decryption later. */
-		EVP_PKEY_free(worker->keys[0].key);
+		version_key_free(worker->keys[0].key);
 		memmove(&worker->keys[0], &worker->keys[1],
 			(WORKER_KEY_CACHE_MAX - 1) * sizeof worker->keys[0]);
 		worker->key_count--;
@@ -515,7 +515,7 @@ static void run_unwraps(struct worker *worker, struct item **items, size_t count
 	qsort(items, count, sizeof *items, compare_by_unwrap_version);
 	for (size_t i = 0; i < count; i++) {
 		struct item *item = items[i];
-		EVP_PKEY *key = NULL;
+		struct version_key *key = NULL;
 		if (worker_key(worker, item->tenant, item->unwrap_version, &key, &item->error) != LIC_OK)
 			continue;
 		atomic_fetch_add(&worker->engine->stats.private_key_operations, 1);
@@ -532,7 +532,8 @@ static void run_unwraps(struct worker *worker, struct item **items, size_t count
 	}
 }
 
-static void build_license(struct worker *worker, struct item *item, EVP_PKEY *signing_key, int64_t now)
+static void build_license(struct worker *worker, struct item *item, const struct version_key *signing_key,
+			  int64_t now)
 {
 	lic_status status = LIC_OK;
 	uint8_t *wrapped = NULL;
@@ -587,7 +588,7 @@ static void run_signatures(struct worker *worker, struct item **items, size_t co
 	qsort(items, count, sizeof *items, compare_by_signing_version);
 	for (size_t i = 0; i < count; i++) {
 		struct item *item = items[i];
-		EVP_PKEY *key = NULL;
+		struct version_key *key = NULL;
 		if (worker_key(worker, item->tenant, item->signing_version, &key, &item->error) != LIC_OK)
 			continue;
 		build_license(worker, item, key, now);
@@ -919,7 +920,7 @@ static void *worker_main(void *argument)
 		process_batch(worker, batch);
 	}
 	for (size_t i = 0; i < worker->key_count; i++)
-		EVP_PKEY_free(worker->keys[i].key);
+		version_key_free(worker->keys[i].key);
 	worker->key_count = 0;
 	key_usage_tally_cleanup(&worker->key_usage);
 	return NULL;

@@ -640,21 +640,21 @@ static lic_status set_base64_text(xmlNodePtr node, const uint8_t *data, size_t l
 	return LIC_OK;
 }
 
-lic_status xml_signature_sign(xmlDocPtr document, EVP_PKEY *key, const char *key_id_hex, lic_error *error)
+lic_status xml_signature_sign(xmlDocPtr document, const struct version_key *key, const char *key_id_hex,
+			      lic_error *error)
 {
 	lic_status status = LIC_OK;
 	xmlNodePtr root = document != NULL ? xmlDocGetRootElement(document) : NULL;
 	xmlNodePtr signature = NULL, signed_info = NULL, digest_value = NULL, signature_value = NULL;
-	EVP_MD_CTX *md = NULL;
-	EVP_PKEY_CTX *key_context = NULL;
 	uint8_t digest[SHA256_LENGTH];
 	uint8_t *signature_bytes = NULL;
 	size_t signature_length = 0;
+	struct c14n_sink canonical_signed_info = {0};
 	if (root == NULL)
 		LIC_FAIL(error, LIC_INTERNAL, "cannot sign a document without an element");
 	if (!is_key_name(key_id_hex))
 		LIC_FAIL(error, LIC_INTERNAL, "the signing key id must be 32 lowercase hex digits");
-	if (key == NULL || !EVP_PKEY_is_a(key, "RSA"))
+	if (key == NULL || (key->token == NULL && (key->evp == NULL || !EVP_PKEY_is_a(key->evp, "RSA"))))
 		LIC_FAIL(error, LIC_INTERNAL, "the signing key is not an RSA key");
 	if (find_dsig_element(document, NULL) != NULL)
 		LIC_FAIL(error, LIC_INTERNAL, "the document already holds an XML-DSig element");
@@ -667,26 +667,13 @@ lic_status xml_signature_sign(xmlDocPtr document, EVP_PKEY *key, const char *key
 	LIC_TRY(c14n_sha256(document, &enveloped, NULL, digest, error));
 	LIC_TRY(set_base64_text(digest_value, digest, sizeof digest, error));
 
-	md = EVP_MD_CTX_new();
-	if (md == NULL || EVP_DigestSignInit(md, &key_context, EVP_sha256(), NULL, key) != 1 ||
-	    EVP_PKEY_CTX_set_rsa_padding(key_context, RSA_PKCS1_PADDING) <= 0) {
-		ERR_clear_error();
-		LIC_FAIL(error, LIC_INTERNAL, "cannot set up an RSA-SHA256 signature");
-	}
+	/* The canonical SignedInfo is collected whole (a few hundred bytes) so
+	 * that a token key can hash and sign it in one call. */
 	struct c14n_selection signed_info_only = {.subtree = signed_info, .subtree_visible = true};
-	struct c14n_sink sink = {.md = md, .update = EVP_DigestSignUpdate};
-	LIC_TRY(c14n_run(document, &signed_info_only, &sink, error));
-	if (EVP_DigestSignFinal(md, NULL, &signature_length) != 1) {
-		ERR_clear_error();
-		LIC_FAIL(error, LIC_INTERNAL, "RSA signing failed");
-	}
-	signature_bytes = malloc(signature_length);
-	if (signature_bytes == NULL)
-		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
-	if (EVP_DigestSignFinal(md, signature_bytes, &signature_length) != 1) {
-		ERR_clear_error();
-		LIC_FAIL(error, LIC_INTERNAL, "RSA signing failed");
-	}
+	LIC_TRY(c14n_run(document, &signed_info_only, &canonical_signed_info, error));
+	LIC_TRY(version_key_sign_sha256(key, canonical_signed_info.data != NULL ? (const uint8_t *)canonical_signed_info.data : digest,
+					canonical_signed_info.length, &signature_bytes, &signature_length,
+					error));
 	LIC_TRY(set_base64_text(signature_value, signature_bytes, signature_length, error));
 out:
 	if (status != LIC_OK && signature != NULL) {
@@ -694,6 +681,6 @@ out:
 		xmlFreeNode(signature);
 	}
 	free(signature_bytes);
-	EVP_MD_CTX_free(md);
+	xmlFree(canonical_signed_info.data);
 	return status;
 }

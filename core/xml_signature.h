@@ -36,6 +36,7 @@
 #include <libxml/tree.h>
 #include <openssl/evp.h>
 
+#include "keyring/version_key.h"
 #include "licensor.h"
 
 #define XMLDSIG_NAMESPACE "http://www.w3.org/2000/09/xmldsig#"
@@ -50,9 +51,10 @@ lic_status xml_c14n_subtree(xmlDocPtr document, xmlNodePtr node, xmlChar **out, 
 lic_status xml_c14n_digest(xmlDocPtr document, xmlNodePtr node, uint8_t digest[32], lic_error *error);
 
 /* Appends the Signature above as the last child of the document element,
- * signed with `key` (an RSA private key), KeyName = key_id_hex. The document
+ * signed with `key` (a managed or token RSA key), KeyName = key_id_hex. The document
  * must not already hold a Signature. */
-lic_status xml_signature_sign(xmlDocPtr document, EVP_PKEY *key, const char *key_id_hex, lic_error *error);
+lic_status xml_signature_sign(xmlDocPtr document, const struct version_key *key, const char *key_id_hex,
+			      lic_error *error);
 
 /* Checks the document's Signature: exactly the shape above (any other
  * algorithm, Reference, transform or extra element is refused), last child of

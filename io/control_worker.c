@@ -103,7 +103,8 @@ static lic_status answer_certify(struct control_worker *worker, struct control_r
 				 lic_error *error)
 {
 	lic_status status = LIC_OK;
-	EVP_PKEY *user_key = NULL, *signing_key = NULL;
+	EVP_PKEY *user_key = NULL;
+	struct version_key *signing_key = NULL;
 	char *xml = NULL;
 	size_t length = 0;
 	const struct tenant *tenant = NULL;
@@ -120,8 +121,8 @@ static lic_status answer_certify(struct control_worker *worker, struct control_r
 	if (signing == NULL)
 		LIC_FAIL(error, LIC_KEY_REVOKED, "tenant %s has no active version to sign with",
 			 request->tenant);
-	LIC_TRY(store_open_private_key(keyring_store(worker->keyring)->kek, tenant->name, signing,
-				       &signing_key, error));
+	LIC_TRY(version_key_open(keyring_store(worker->keyring)->kek, tenant->name, signing, &signing_key,
+				 error));
 	LIC_TRY(rights_account_certificate_write(tenant->name, request->principal, user_key, now,
 						 now + (int64_t)request->days * 86400, signing_key,
 						 signing->key_id_hex, &xml, &length, error));
@@ -130,7 +131,7 @@ static lic_status answer_certify(struct control_worker *worker, struct control_r
 out:
 	BIO_free(bio);
 	EVP_PKEY_free(user_key);
-	EVP_PKEY_free(signing_key);
+	version_key_free(signing_key);
 	free(xml);
 	return status;
 }

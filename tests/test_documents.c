@@ -95,16 +95,16 @@ static void test_pl_round_trip(void **state)
 	assert_int_equal(pl.issued_at, 1795000000);
 	assert_int_equal(pl.content_valid_until, 1800000000);
 	assert_int_equal(pl.license_validity_days, 7);
-	assert_int_equal(oaep_unwrap(tenant_key, pl.body_digest, 32, pl.enabling_bits,
+	assert_int_equal(oaep_unwrap(VERSION_KEY_OF(tenant_key), pl.body_digest, 32, pl.enabling_bits,
 				     pl.enabling_bits_length, unwrapped, &error),
 			 LIC_OK);
 	assert_memory_equal(unwrapped, content_key, CONTENT_KEY_LENGTH);
 	/* Another key, or another label, does not unwrap it. */
-	assert_int_equal(oaep_unwrap(other_key, pl.body_digest, 32, pl.enabling_bits, pl.enabling_bits_length,
+	assert_int_equal(oaep_unwrap(VERSION_KEY_OF(other_key), pl.body_digest, 32, pl.enabling_bits, pl.enabling_bits_length,
 				     unwrapped, &error),
 			 LIC_PL_INTEGRITY);
 	uint8_t wrong_label[32] = {0};
-	assert_int_equal(oaep_unwrap(tenant_key, wrong_label, 32, pl.enabling_bits, pl.enabling_bits_length,
+	assert_int_equal(oaep_unwrap(VERSION_KEY_OF(tenant_key), wrong_label, 32, pl.enabling_bits, pl.enabling_bits_length,
 				     unwrapped, &error),
 			 LIC_PL_INTEGRITY);
 	publishing_license_cleanup(&pl);
@@ -179,7 +179,7 @@ static void test_pretty_printed_pl_from_elsewhere(void **state)
 	assert_int_equal(read_pl(final, &pl, &error), LIC_OK);
 	assert_string_equal(pl.content_id, "doc & notes");
 	assert_memory_equal(pl.body_digest, label, 32);
-	assert_int_equal(oaep_unwrap(tenant_key, pl.body_digest, 32, pl.enabling_bits,
+	assert_int_equal(oaep_unwrap(VERSION_KEY_OF(tenant_key), pl.body_digest, 32, pl.enabling_bits,
 				     pl.enabling_bits_length, unwrapped, &error),
 			 LIC_OK);
 	assert_memory_equal(unwrapped, content_key, 32);
@@ -262,7 +262,7 @@ static void test_rac_standalone_and_embedded(void **state)
 	size_t length = 0;
 	lic_error error = {0};
 	assert_int_equal(rights_account_certificate_write("contoso", "Bob@Contoso.com", user_key, 1795000000,
-							  1797000000, tenant_key, tenant_key_id, &xml,
+							  1797000000, VERSION_KEY_OF(tenant_key), tenant_key_id, &xml,
 							  &length, &error),
 			 LIC_OK);
 	xmlDocPtr document = NULL;
@@ -327,7 +327,7 @@ static void test_use_license_opens_with_the_user_key_only(void **state)
 	fields.enabling_bits = wrapped;
 	fields.enabling_bits_length = wrapped_length;
 	xmlDocPtr document = NULL;
-	assert_int_equal(use_license_build(&fields, tenant_key, tenant_key_id, &document, &error), LIC_OK);
+	assert_int_equal(use_license_build(&fields, VERSION_KEY_OF(tenant_key), tenant_key_id, &document, &error), LIC_OK);
 	assert_int_equal(xml_signature_verify(document, tenant_key, &error), LIC_OK);
 	xmlChar *text = NULL;
 	int length = 0;

@@ -64,7 +64,7 @@ static void make_rac(struct world_fixture *fixture, const char *principal, EVP_P
 	    store_open_private_key(fixture->writer->kek, "contoso", signing, &signing_key, &error), LIC_OK);
 	int64_t now = lic_clock_now(lic_clock_system());
 	assert_int_equal(rights_account_certificate_write("contoso", principal, user, now - 60, now + 86400,
-							  signing_key, signing->key_id_hex, xml, length,
+							  VERSION_KEY_OF(signing_key), signing->key_id_hex, xml, length,
 							  &error),
 			 LIC_OK);
 	EVP_PKEY_free(signing_key);

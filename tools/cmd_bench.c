@@ -315,7 +315,7 @@ static lic_status world_setup(struct bench_world *world, enum key_algorithm algo
 	int64_t now = lic_clock_now(cli_clock());
 	LIC_TRY(rights_account_certificate_write(
 	    BENCH_TENANT, BENCH_READER, world->user_key, now - 60, now + (int64_t)RAC_DAYS * 86400,
-	    signing_key, version->key_id_hex, &world->rac, &world->rac_length, error));
+	    VERSION_KEY_OF(signing_key), version->key_id_hex, &world->rac, &world->rac_length, error));
 	struct store *taken = store;
 	store = NULL; /* keyring_open_store takes it over, and closes it on failure */
 	LIC_TRY(keyring_open_store(taken, cli_clock(), &world->keyring, error));

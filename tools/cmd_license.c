@@ -75,7 +75,8 @@ int command_certify(int argc, char **argv)
 	lic_error error = {0};
 	struct store *store = NULL;
 	struct tenant *tenant = NULL;
-	EVP_PKEY *user_key = NULL, *signing_key = NULL;
+	EVP_PKEY *user_key = NULL;
+	struct version_key *signing_key = NULL;
 	char *xml = NULL;
 	size_t length = 0;
 	int exit_status = 0;
@@ -125,7 +126,7 @@ int command_certify(int argc, char **argv)
 		lic_error_set(&error, LIC_KEY_REVOKED, "tenant %s has no active version to sign with", name);
 		goto fail;
 	}
-	if (store_open_private_key(store->kek, name, signing, &signing_key, &error) != LIC_OK ||
+	if (version_key_open(store->kek, name, signing, &signing_key, &error) != LIC_OK ||
 	    rights_account_certificate_write(name, principal, user_key, now, now + days * 86400, signing_key,
 					     signing->key_id_hex, &xml, &length, &error) != LIC_OK)
 		goto fail;
@@ -136,7 +137,7 @@ fail:
 out:
 	free(xml);
 	EVP_PKEY_free(user_key);
-	EVP_PKEY_free(signing_key);
+	version_key_free(signing_key);
 	tenant_free(tenant);
 	store_close(store);
 	return exit_status;
