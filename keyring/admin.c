@@ -12,12 +12,27 @@
 
 #include "admin.h"
 #include "audit.h"
+#include "byok.h"
 #include "error.h"
+#include "pkcs11.h"
 #include "utc_time.h"
 
 static int64_t admin_now(const struct admin_context *context)
 {
 	return lic_clock_now(context->clock ? context->clock : lic_clock_system());
+}
+
+/* The audit detail of a new version: its algorithm and, for a BYOK
+ * version, "byok" and its URI with any PIN hidden. */
+static void byok_detail(const struct key_version *version, char *out, size_t size)
+{
+	if (version->origin != KEY_ORIGIN_BYOK) {
+		snprintf(out, size, "%s", key_algorithm_name(version->algorithm));
+		return;
+	}
+	char redacted[PKCS11_URI_MAX];
+	pkcs11_uri_redacted(version->byok_uri, redacted, sizeof redacted);
+	snprintf(out, size, "byok %s %s", key_algorithm_name(version->algorithm), redacted);
 }
 
 static lic_status record(const struct admin_context *context, const char *action, const char *tenant,
@@ -102,17 +117,18 @@ static lic_status transact(const struct admin_context *context, const char *name
 	return transact_detail(context, name, change, argument, action, version, reason, NULL, error);
 }
 
-lic_status admin_tenant_add(const struct admin_context *context, const char *name,
-			    enum key_algorithm algorithm, lic_error *error)
+/* Version 1 of a new tenant: generated here, or the token key byok_uri names. */
+static lic_status tenant_add(const struct admin_context *context, const char *name, enum key_algorithm algorithm,
+			     const char *byok_uri, const char *pkcs11_module, lic_error *error)
 {
 	lic_status status = LIC_OK;
 	struct tenant *tenant = NULL;
 	struct key_version version;
 	bool version_owned = false;
 	int64_t now = admin_now(context);
-	char path[4096];
+	char path[4096], detail[PKCS11_URI_MAX + 32];
 	LIC_TRY(store_tenant_path(context->store, name, path, sizeof path, error));
-	if (algorithm == KEY_ALGORITHM_RSA_1024)
+	if (byok_uri == NULL && algorithm == KEY_ALGORITHM_RSA_1024)
 		LIC_FAIL(error, LIC_UNSUPPORTED_VERSION,
 			 "rsa-1024 is accepted for old content only, never for a new version");
 	LIC_TRY(store_lock(context->store, error));
@@ -122,24 +138,38 @@ lic_status admin_tenant_add(const struct admin_context *context, const char *nam
 	tenant = tenant_new(name, now);
 	if (tenant == NULL)
 		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
-	LIC_TRY(store_generate_version(context->store->kek, name, 1, algorithm, &version, error));
+	if (byok_uri != NULL)
+		LIC_TRY(byok_version_from_token(byok_uri, pkcs11_module, 1, &version, error));
+	else
+		LIC_TRY(store_generate_version(context->store->kek, name, 1, algorithm, &version, error));
 	version_owned = true;
 	version.state = LIC_KEY_STATE_ACTIVE;
 	version.state_before_revoke = LIC_KEY_STATE_ACTIVE;
 	version.created_at = now;
 	version.activated_at = now;
+	byok_detail(&version, detail, sizeof detail);
 	LIC_TRY(tenant_append_version(tenant, &version, error));
 	version_owned = false;
 	LIC_TRY(store_save_tenant(context->store, tenant, 0, error));
-	LIC_TRY(record(context, "tenant-add", name, 1, NULL, key_algorithm_name(algorithm), now, error));
+	LIC_TRY(record(context, "tenant-add", name, 1, byok_uri != NULL ? "byok" : NULL, detail, now, error));
 out:
-	if (version_owned) {
-		free(version.public_key_der);
-		free(version.sealed_private_key);
-	}
+	if (version_owned)
+		byok_version_cleanup(&version);
 	store_unlock(context->store);
 	tenant_free(tenant);
 	return status;
+}
+
+lic_status admin_tenant_add(const struct admin_context *context, const char *name,
+			    enum key_algorithm algorithm, lic_error *error)
+{
+	return tenant_add(context, name, algorithm, NULL, NULL, error);
+}
+
+lic_status admin_tenant_add_byok(const struct admin_context *context, const char *name, const char *uri,
+				 const char *pkcs11_module, lic_error *error)
+{
+	return tenant_add(context, name, KEY_ALGORITHM_RSA_2048, uri, pkcs11_module, error);
 }
 
 static lic_status change_disabled(struct tenant *tenant, const void *argument, int64_t now, lic_error *error)
@@ -245,7 +275,7 @@ lic_status admin_rekey(const struct admin_context *context, const char *name,
 	int64_t now = admin_now(context);
 	struct tenant_rollout before;
 	bool settled = false;
-	char detail[128];
+	char detail[PKCS11_URI_MAX + 128];
 
 	LIC_TRY(store_lock(context->store, error));
 	LIC_TRY(check_can_record(context, "rekey", name, now, error));
@@ -255,9 +285,15 @@ lic_status admin_rekey(const struct admin_context *context, const char *name,
 	/* Refuse before the (slow) key generation. */
 	LIC_TRY(lifecycle_check_rekey(tenant, request, now, error));
 	uint32_t number = (uint32_t)tenant->version_count + 1;
-	LIC_TRY(
-	    store_generate_version(context->store->kek, name, number, request->algorithm, &version, error));
+	if (request->byok_uri != NULL)
+		LIC_TRY(byok_version_from_token(request->byok_uri, request->pkcs11_module, number, &version,
+						error));
+	else
+		LIC_TRY(store_generate_version(context->store->kek, name, number, request->algorithm, &version,
+					       error));
 	version_owned = true;
+	char origin[PKCS11_URI_MAX + 32];
+	byok_detail(&version, origin, sizeof origin);
 	LIC_TRY(lifecycle_rekey(tenant, request, &version, now, error));
 	version_owned = false;
 	LIC_TRY(store_save_tenant(context->store, tenant, 0, error));
@@ -266,19 +302,17 @@ lic_status admin_rekey(const struct admin_context *context, const char *name,
 	char duration[32];
 	snprintf(duration, sizeof duration, "%llds", (long long)tenant->rollout.duration_s);
 	if (request->pending)
-		snprintf(detail, sizeof detail, "%s, pending", key_algorithm_name(request->algorithm));
+		snprintf(detail, sizeof detail, "%s, pending", origin);
 	else
-		snprintf(detail, sizeof detail, "%s, rollout %s from version %u",
-			 key_algorithm_name(request->algorithm), duration, tenant->rollout.from_version);
+		snprintf(detail, sizeof detail, "%s, rollout %s from version %u", origin, duration,
+			 tenant->rollout.from_version);
 	LIC_TRY(record(context, "rekey", name, number, request->compromised ? "compromised" : "routine",
 		       detail, now, error));
 	if (new_version != NULL)
 		*new_version = number;
 out:
-	if (version_owned) {
-		free(version.public_key_der);
-		free(version.sealed_private_key);
-	}
+	if (version_owned)
+		byok_version_cleanup(&version);
 	store_unlock(context->store);
 	tenant_free(tenant);
 	return status;

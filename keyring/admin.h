@@ -21,6 +21,11 @@ struct admin_context {
 
 lic_status admin_tenant_add(const struct admin_context *context, const char *tenant,
 			    enum key_algorithm algorithm, lic_error *error);
+/* A tenant whose version 1 is the RSA key in a PKCS#11 token that `uri`
+ * names (BYOK): the key stays in the token, the store records its public key
+ * and URI (with pkcs11_module added as module-path when given). */
+lic_status admin_tenant_add_byok(const struct admin_context *context, const char *tenant, const char *uri,
+				 const char *pkcs11_module, lic_error *error);
 lic_status admin_tenant_set_disabled(const struct admin_context *context, const char *tenant, bool disabled,
 				     lic_error *error);
 /* *new_version (optional) receives the number of the version created. */

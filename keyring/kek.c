@@ -37,6 +37,45 @@ void kek_free(struct kek *kek)
 	secure_free(kek, sizeof *kek);
 }
 
+lic_status kek_from_token(struct pkcs11_key *token, const uint8_t *wrapped, size_t wrapped_length,
+			  struct kek **out, lic_error *error)
+{
+	uint8_t *plaintext = NULL;
+	size_t length = 0;
+	lic_status status = pkcs11_aes_decrypt(token, wrapped, wrapped_length, &plaintext, &length, error);
+	if (status != LIC_OK)
+		return status;
+	struct kek *kek = length == KEK_LENGTH ? kek_alloc() : NULL;
+	if (kek == NULL) {
+		status = lic_error_set(error, length == KEK_LENGTH ? LIC_INTERNAL : LIC_MALFORMED,
+				       length == KEK_LENGTH ? "out of secure memory"
+							    : "the token-wrapped KEK has the wrong length");
+	} else {
+		memcpy(kek->key, plaintext, KEK_LENGTH);
+		*out = kek;
+	}
+	secure_free(plaintext, length);
+	return status;
+}
+
+lic_status kek_create_in_token(struct pkcs11_key *token, struct kek **out, uint8_t **wrapped,
+			       size_t *wrapped_length, lic_error *error)
+{
+	struct kek *kek = kek_alloc();
+	if (kek == NULL)
+		return lic_error_set(error, LIC_INTERNAL, "out of secure memory");
+	lic_status status = LIC_OK;
+	if (RAND_priv_bytes(kek->key, KEK_LENGTH) != 1)
+		status = lic_error_set(error, LIC_INTERNAL, "random generator failed");
+	else
+		status = pkcs11_aes_encrypt(token, kek->key, KEK_LENGTH, wrapped, wrapped_length, error);
+	if (status != LIC_OK)
+		kek_free(kek);
+	else
+		*out = kek;
+	return status;
+}
+
 lic_status kek_load_file(const char *path, struct kek **out, lic_error *error)
 {
 	lic_status status = LIC_OK;

@@ -1,8 +1,9 @@
 /*
  * kek.h: the store's key-encryption key and the sealing of private keys.
  *
- * The KEK is 32 bytes, from a file (raw bytes, 0600) or derived from a
- * passphrase with scrypt. It lives in secure memory. sealed = nonce (12) ‖
+ * The KEK is 32 bytes, from a file (raw bytes, 0600), derived from a
+ * passphrase with scrypt, or unwrapped by an AES key in a PKCS#11 token.
+ * It lives in secure memory. sealed = nonce (12) ‖
  * AES-256-GCM ciphertext ‖ tag (16), with caller-given AAD (DESIGN.md §4:
  * tenant ‖ version ‖ key id). The check value stored in world.xml is
  * HMAC-SHA256(KEK, "licensor-kek-check-v1" ‖ store id): it tells a wrong KEK
@@ -15,6 +16,7 @@
 #include <stdint.h>
 
 #include "licensor.h"
+#include "pkcs11.h"
 
 #define KEK_LENGTH 32
 #define KEK_CHECK_LENGTH 32
@@ -47,6 +49,15 @@ lic_status kek_from_passphrase(const char *passphrase, size_t passphrase_length,
 /* Reads a passphrase file (first line, without its newline; at most
  * KEK_PASSPHRASE_MAX bytes), in secure memory: secure_free(p, KEK_PASSPHRASE_MAX + 1). */
 lic_status kek_read_passphrase_file(const char *path, char **passphrase, size_t *length, lic_error *error);
+/* A store whose KEK is guarded by an AES key in a PKCS#11 token: the KEK is
+ * 32 random bytes wrapped (encrypted) by that token key, and only the
+ * wrapped form is stored (world.xml). kek_create_in_token makes a new KEK and
+ * its wrapped form (*wrapped, free()); kek_from_token unwraps it in the token.
+ * Without the token key the store cannot be opened. */
+lic_status kek_create_in_token(struct pkcs11_key *token, struct kek **out, uint8_t **wrapped,
+			       size_t *wrapped_length, lic_error *error);
+lic_status kek_from_token(struct pkcs11_key *token, const uint8_t *wrapped, size_t wrapped_length,
+			  struct kek **out, lic_error *error);
 void kek_free(struct kek *kek);
 
 void kek_check_value(const struct kek *kek, const char *store_id, uint8_t out[KEK_CHECK_LENGTH]);

@@ -23,6 +23,7 @@
 #include "file_io.h"
 #include "secure_memory.h"
 #include "store.h"
+#include "pkcs11.h"
 #include "tenant_file.h"
 #include "utc_time.h"
 #include "xml_document.h"
@@ -46,6 +47,10 @@ static void world_cleanup(struct world *world)
 {
 	free(world->kek_path);
 	world->kek_path = NULL;
+	free(world->kek_uri);
+	world->kek_uri = NULL;
+	free(world->wrapped_kek);
+	world->wrapped_kek = NULL;
 }
 
 static lic_status world_parse(const char *data, size_t length, struct world *world, lic_error *error)
@@ -99,6 +104,18 @@ static lic_status world_parse(const char *data, size_t length, struct world *wor
 		world->scrypt.r = (uint32_t)number;
 		LIC_TRY(xml_attribute_u64(node, "ScryptP", false, 16, &number, error));
 		world->scrypt.p = (uint32_t)number;
+	} else if (strcmp(text, "pkcs11") == 0) {
+		world->kek_source = KEK_SOURCE_PKCS11;
+		xmlFree(text);
+		text = NULL;
+		LIC_TRY(xml_attribute(node, "Uri", false, &text, error));
+		if (pkcs11_uri_check(text, error) != LIC_OK)
+			LIC_FAIL(error, LIC_MALFORMED, "world.xml: the KEK's PKCS#11 URI is not valid");
+		world->kek_uri = strdup(text);
+		if (world->kek_uri == NULL)
+			LIC_FAIL(error, LIC_INTERNAL, "out of memory");
+		LIC_TRY(xml_child_base64(node, "WrappedKek", false, &world->wrapped_kek, &world->wrapped_kek_length,
+					 error));
 	} else {
 		LIC_FAIL(error, LIC_UNSUPPORTED_VERSION, "world.xml: KEK source '%.16s' is not supported",
 			 text);
@@ -136,6 +153,11 @@ static lic_status world_serialize(const struct world *world, char **out, size_t 
 	if (world->kek_source == KEK_SOURCE_FILE) {
 		LIC_TRY(xml_set_attribute(node, "Source", "file", error));
 		LIC_TRY(xml_set_attribute(node, "Path", world->kek_path, error));
+	} else if (world->kek_source == KEK_SOURCE_PKCS11) {
+		LIC_TRY(xml_set_attribute(node, "Source", "pkcs11", error));
+		LIC_TRY(xml_set_attribute(node, "Uri", world->kek_uri, error));
+		LIC_TRY(xml_add_base64_child(node, "WrappedKek", world->wrapped_kek, world->wrapped_kek_length, NULL,
+					     error));
 	} else {
 		LIC_TRY(xml_set_attribute(node, "Source", "passphrase", error));
 		LIC_TRY(xml_set_attribute_u64(node, "ScryptN", world->scrypt.n, error));
@@ -198,6 +220,7 @@ lic_status store_init(const struct store_options *options, struct store **out, l
 	char *text = NULL;
 	size_t text_length = 0;
 	bool created_kek = false, created_directory = false;
+	struct pkcs11_key *token = NULL;
 	const lic_clock *clock = options->clock ? options->clock : lic_clock_system();
 	struct stat info;
 
@@ -224,7 +247,20 @@ lic_status store_init(const struct store_options *options, struct store **out, l
 	LIC_TRY(new_store_id(store->world.store_id, error));
 	store->world.created_at = lic_clock_now(clock);
 
-	if (options->passphrase_file != NULL) {
+	if (options->pkcs11_uri != NULL) {
+		if (options->passphrase_file != NULL || options->kek_file != NULL)
+			LIC_FAIL(error, LIC_USAGE, "give one KEK source: --pkcs11, --kek-file or --passphrase-file");
+		store->world.kek_source = KEK_SOURCE_PKCS11;
+		LIC_TRY(pkcs11_uri_check(options->pkcs11_uri, error));
+		if (options->pkcs11_module != NULL)
+			LIC_TRY(pkcs11_uri_with_module(options->pkcs11_uri, options->pkcs11_module,
+						       &store->world.kek_uri, error));
+		else if ((store->world.kek_uri = strdup(options->pkcs11_uri)) == NULL)
+			LIC_FAIL(error, LIC_INTERNAL, "out of memory");
+		LIC_TRY(pkcs11_key_open(store->world.kek_uri, NULL, PKCS11_KEY_AES, &token, error));
+		LIC_TRY(kek_create_in_token(token, &store->kek, &store->world.wrapped_kek,
+					    &store->world.wrapped_kek_length, error));
+	} else if (options->passphrase_file != NULL) {
 		store->world.kek_source = KEK_SOURCE_PASSPHRASE;
 		store->world.scrypt = scrypt_default_parameters;
 		if (RAND_bytes(store->world.salt, KEK_SALT_LENGTH) != 1)
@@ -258,6 +294,7 @@ lic_status store_init(const struct store_options *options, struct store **out, l
 	store = NULL;
 out:
 	xmlFree(text);
+	pkcs11_key_free(token);
 	if (store != NULL) {
 		/* A failed init leaves nothing behind that it created. */
 		if (created_kek)
@@ -281,6 +318,7 @@ lic_status store_open(const struct store_options *options, struct store **out, l
 	char *text = NULL;
 	size_t length = 0;
 	struct stat info;
+	struct pkcs11_key *token = NULL;
 
 	if (store == NULL)
 		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
@@ -302,7 +340,22 @@ lic_status store_open(const struct store_options *options, struct store **out, l
 	if (store->directory == NULL)
 		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
 
-	if (options->passphrase_file != NULL || store->world.kek_source == KEK_SOURCE_PASSPHRASE) {
+	if (store->world.kek_source == KEK_SOURCE_PKCS11) {
+		if (options->passphrase_file != NULL || options->kek_file != NULL)
+			LIC_FAIL(error, LIC_USAGE, "store %s keeps its KEK in a PKCS#11 token, not in a file",
+				 options->directory);
+		lic_error token_error = {0};
+		if (pkcs11_key_open(store->world.kek_uri, options->pkcs11_module, PKCS11_KEY_AES, &token,
+				    &token_error) != LIC_OK ||
+		    kek_from_token(token, store->world.wrapped_kek, store->world.wrapped_kek_length, &store->kek,
+				   &token_error) != LIC_OK) {
+			char redacted[PKCS11_URI_MAX];
+			pkcs11_uri_redacted(store->world.kek_uri, redacted, sizeof redacted);
+			LIC_FAIL(error, token_error.status == LIC_USAGE ? LIC_USAGE : LIC_INTERNAL,
+				 "the KEK of store %s is guarded by the token key %s, which cannot unwrap it: %s",
+				 options->directory, redacted, token_error.message);
+		}
+	} else if (options->passphrase_file != NULL || store->world.kek_source == KEK_SOURCE_PASSPHRASE) {
 		if (store->world.kek_source != KEK_SOURCE_PASSPHRASE)
 			LIC_FAIL(error, LIC_USAGE, "store %s uses a KEK file, not a passphrase",
 				 options->directory);
@@ -326,6 +379,7 @@ lic_status store_open(const struct store_options *options, struct store **out, l
 	store = NULL;
 out:
 	free(text);
+	pkcs11_key_free(token);
 	store_close(store);
 	return status;
 }

@@ -25,13 +25,16 @@
 #define WORLD_FILE_MAX_BYTES (64u * 1024)
 #define STORE_ID_LENGTH 37 /* a UUID and a NUL */
 
-enum kek_source { KEK_SOURCE_FILE, KEK_SOURCE_PASSPHRASE };
+enum kek_source { KEK_SOURCE_FILE, KEK_SOURCE_PASSPHRASE, KEK_SOURCE_PKCS11 };
 
 struct world {
 	char store_id[STORE_ID_LENGTH];
 	int64_t created_at;
 	enum kek_source kek_source;
 	char *kek_path; /* absolute; KEK_SOURCE_FILE only */
+	char *kek_uri;  /* KEK_SOURCE_PKCS11: the token AES key (RFC 7512 URI) */
+	uint8_t *wrapped_kek; /* KEK_SOURCE_PKCS11: the KEK wrapped by that key */
+	size_t wrapped_kek_length;
 	uint8_t salt[KEK_SALT_LENGTH];
 	struct scrypt_parameters scrypt;
 	uint8_t kek_check[KEK_CHECK_LENGTH];
@@ -48,6 +51,8 @@ struct store_options {
 	const char *directory;       /* required */
 	const char *kek_file;        /* init: where to create/read the KEK; open: overrides world.xml */
 	const char *passphrase_file; /* a passphrase store: the file holding it */
+	const char *pkcs11_uri;      /* init: the token AES key that guards the KEK */
+	const char *pkcs11_module;   /* init/open: the module (else the URI's, LICENSOR_PKCS11_MODULE, p11-kit) */
 	const lic_clock *clock;      /* init: creation time; NULL = system */
 };
 

@@ -152,6 +152,10 @@ struct rekey_request {
 	bool immediate;
 	bool compromised; /* --reason compromised */
 	bool pending;     /* create the version as pending; activate later */
+	/* BYOK (admin_rekey only): the new version is this token key instead of
+	 * a generated one; its modulus decides the algorithm. */
+	const char *byok_uri;
+	const char *pkcs11_module; /* NULL: LICENSOR_PKCS11_MODULE, the URI's, or p11-kit's proxy */
 };
 
 /* Records a rollout that completed by the clock (from → retained). Returns

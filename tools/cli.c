@@ -16,6 +16,7 @@ static const struct cli_option_spec common_options[] = {
     {"store", true, false},
     {"kek-file", true, false},
     {"passphrase-file", true, false},
+    {"pkcs11-module", true, false}, /* the PKCS#11 module of --byok / --pkcs11 keys */
     {NULL, false, false},
 };
 
@@ -158,6 +159,7 @@ lic_status cli_store_options(const struct cli_args *args, struct store_options *
 	options->passphrase_file = cli_option(args, "passphrase-file");
 	if (options->passphrase_file == NULL)
 		options->passphrase_file = getenv("LICENSOR_PASSPHRASE_FILE");
+	options->pkcs11_module = cli_option(args, "pkcs11-module");
 	if (options->kek_file && options->passphrase_file)
 		return lic_error_set(error, LIC_USAGE,
 				     "give either a KEK file or a passphrase file, not both");

@@ -14,8 +14,9 @@
 #include "keyring/audit.h"
 #include "keyring/error.h"
 #include "keyring/file_io.h"
+#include "keyring/pkcs11.h"
 
-static const struct cli_option_spec init_options[] = {{NULL, false, false}};
+static const struct cli_option_spec init_options[] = {{"pkcs11", true, false}, {NULL, false, false}};
 
 /* Creates the missing parents of the store directory (0700), durably, and
  * remembers them so that a failed init can remove what it made. */
@@ -60,16 +61,21 @@ int command_init(int argc, char **argv)
 	if (cli_parse(argc, argv, "init", init_options, &args, &error) != LIC_OK)
 		return cli_fail(&error);
 	if (args.help) {
-		puts("usage: licensor init --store DIR [--kek-file F | --passphrase-file F]\n"
+		puts("usage: licensor init --store DIR [--kek-file F | --passphrase-file F | --pkcs11 URI "
+		     "[--pkcs11-module PATH]]\n"
 		     "Creates a keyring store. Without a flag the KEK is a new random file DIR.kek (0600)\n"
 		     "beside the store; --kek-file uses (or creates) that file; --passphrase-file derives\n"
-		     "the KEK from the passphrase in F with scrypt. world.xml records the choice.");
+		     "the KEK from the passphrase in F with scrypt; --pkcs11 keeps it wrapped by an AES key\n"
+		     "in a PKCS#11 token (RFC 7512 URI; prefer pin-source=FILE to pin-value, since the URI\n"
+		     "is recorded in world.xml). world.xml records the choice.");
 		return 0;
 	}
-	if (cli_expect_positionals(&args, 0, "init --store DIR [--kek-file F | --passphrase-file F]",
+	if (cli_expect_positionals(&args, 0,
+				   "init --store DIR [--kek-file F | --passphrase-file F | --pkcs11 URI]",
 				   &error) != LIC_OK ||
 	    cli_store_options(&args, &options, &error) != LIC_OK)
 		return cli_fail(&error);
+	options.pkcs11_uri = cli_option(&args, "pkcs11");
 	/* The audit line must be writable before anything is created. */
 	int64_t now = lic_clock_now(cli_clock());
 	struct audit_event event = {
@@ -94,7 +100,11 @@ int command_init(int argc, char **argv)
 	if (store->world.kek_source == KEK_SOURCE_FILE)
 		printf("  KEK       file %s (keep it 0600, and back it up apart from the store)\n",
 		       store->world.kek_path);
-	else
+	else if (store->world.kek_source == KEK_SOURCE_PKCS11) {
+		char redacted[PKCS11_URI_MAX];
+		pkcs11_uri_redacted(store->world.kek_uri, redacted, sizeof redacted);
+		printf("  KEK       wrapped by the token key %s (the store opens only with it)\n", redacted);
+	} else
 		printf("  KEK       derived from the passphrase file with scrypt (N=%llu, r=%u, p=%u)\n",
 		       (unsigned long long)store->world.scrypt.n, store->world.scrypt.r,
 		       store->world.scrypt.p);

@@ -15,11 +15,13 @@
 
 static const struct cli_option_spec rekey_options[] = {
     {"algorithm", true, false}, {"rollout", true, false},  {"immediate", false, false},
-    {"reason", true, false},    {"pending", false, false}, {NULL, false, false},
+    {"reason", true, false},    {"pending", false, false}, {"byok", true, false},
+    {NULL, false, false},
 };
 
 static const char rekey_usage[] =
-    "rekey T [--algorithm A] [--rollout DURATION | --immediate] [--reason routine|compromised] [--pending]";
+    "rekey T [--algorithm A | --byok URI [--pkcs11-module PATH]] [--rollout DURATION | --immediate]\n"
+    "          [--reason routine|compromised] [--pending]";
 
 int command_rekey(int argc, char **argv)
 {
@@ -40,6 +42,8 @@ int command_rekey(int argc, char **argv)
 		       "                  needs --immediate (the default when this reason is given)\n"
 		       "  --algorithm A   rsa-2048 (default), rsa-3072 or rsa-4096\n"
 		       "  --pending       create the version pending; `activate` switches to it later\n"
+		       "  --byok URI      the new version is the RSA key in a PKCS#11 token (RFC 7512 URI);\n"
+		       "                  it never leaves the token; --pkcs11-module PATH names the module\n"
 		       "Old content keeps opening: retained versions still unwrap it.\n",
 		       rekey_usage);
 		return 0;
@@ -50,6 +54,12 @@ int command_rekey(int argc, char **argv)
 	const char *algorithm = cli_option(&args, "algorithm");
 	if (algorithm != NULL && key_algorithm_parse(algorithm, false, &request.algorithm, &error) != LIC_OK)
 		return cli_fail(&error);
+	request.byok_uri = cli_option(&args, "byok");
+	request.pkcs11_module = cli_option(&args, "pkcs11-module");
+	if (request.byok_uri != NULL && algorithm != NULL) {
+		lic_error_set(&error, LIC_USAGE, "give --algorithm or --byok, not both (the token key's size decides)");
+		return cli_fail(&error);
+	}
 	const char *reason = cli_option(&args, "reason");
 	if (reason != NULL) {
 		if (strcmp(reason, "compromised") == 0) {
@@ -84,7 +94,10 @@ int command_rekey(int argc, char **argv)
 	cli_admin_context(store, &context);
 	uint32_t number = 0;
 	int exit_status = 0;
-	cli_progress("generating %s key for %s…\n", key_algorithm_name(request.algorithm), name);
+	if (request.byok_uri != NULL)
+		cli_progress("checking the token key for %s…\n", name);
+	else
+		cli_progress("generating %s key for %s…\n", key_algorithm_name(request.algorithm), name);
 	if (admin_rekey(&context, name, &request, &number, &error) != LIC_OK) {
 		exit_status = cli_fail(&error);
 	} else {
@@ -92,8 +105,10 @@ int command_rekey(int argc, char **argv)
 		if (admin_load_tenant(&context, name, &tenant, &error) == LIC_OK) {
 			const struct key_version *version = tenant_version(tenant, number);
 			const struct tenant_rollout *state = &tenant->rollout;
-			printf("tenant %s: version %u created (%s, key id %s)\n", name, number,
-			       key_algorithm_name(request.algorithm), version->key_id_hex);
+			printf("tenant %s: version %u created (%s%s, key id %s)\n", name, number,
+			       key_algorithm_name(version->algorithm),
+			       version->origin == KEY_ORIGIN_BYOK ? ", byok: the key stays in its token" : "",
+			       version->key_id_hex);
 			if (request.pending) {
 				printf(
 				    "  it is pending: `licensor activate %s --version %u` makes it active\n",
@@ -190,6 +205,9 @@ int command_lifecycle(int argc, char **argv)
 			int64_t now = lic_clock_now(context.clock);
 			printf("tenant %s: version %u is now %s\n", name, number,
 			       lic_key_state_name(tenant_effective_state(tenant, version, now)));
+			if (strcmp(verb, "destroy") == 0 && version->origin == KEY_ORIGIN_BYOK)
+				printf("  it is a BYOK version: licensor no longer uses it, but the key itself is "
+				       "still in its token; delete it there to erase it\n");
 			if (tenant_signing_version(tenant, now) == NULL)
 				printf("  WARNING: %s has no active version: license issuance and publishing "
 				       "are "

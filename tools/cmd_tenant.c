@@ -11,11 +11,13 @@
 
 static const struct cli_option_spec tenant_options[] = {
     {"algorithm", true, false},
+    {"byok", true, false},
     {"json", false, false},
     {NULL, false, false},
 };
 
-static const char tenant_usage[] = "tenant add T [--algorithm A] | disable T | enable T | list [--json]";
+static const char tenant_usage[] =
+    "tenant add T [--algorithm A | --byok URI [--pkcs11-module PATH]] | disable T | enable T | list [--json]";
 
 static int tenant_list(struct store *store, bool json)
 {
@@ -82,6 +84,10 @@ int command_tenant(int argc, char **argv)
 	if (args.help) {
 		printf("usage: licensor %s\n"
 		       "  add T       create tenant T with version 1 active (default rsa-2048)\n"
+		       "    --byok URI  version 1 is the RSA key in a PKCS#11 token (RFC 7512 URI, e.g.\n"
+		       "              'pkcs11:token=hsm;object=contoso-v1?pin-source=/etc/licensor/pin');\n"
+		       "              the key never leaves the token; --pkcs11-module PATH names the module\n"
+		       "              (else LICENSOR_PKCS11_MODULE, the URI's module-path, p11-kit's proxy)\n"
 		       "  disable T   the tenant unsubscribed: every issuance and key change is refused\n"
 		       "              with TENANT_DISABLED; its keys are kept\n"
 		       "  enable T    undo disable\n"
@@ -108,6 +114,12 @@ int command_tenant(int argc, char **argv)
 			lic_error_set(&error, LIC_USAGE, "--algorithm is for `tenant add` only");
 		return cli_fail(&error);
 	}
+	const char *byok = cli_option(&args, "byok");
+	if (byok != NULL && (strcmp(verb, "add") != 0 || algorithm_name != NULL)) {
+		lic_error_set(&error, LIC_USAGE,
+			      "--byok is for `tenant add` only, without --algorithm (the token key's size decides)");
+		return cli_fail(&error);
+	}
 	if (cli_flag(&args, "json") && !is_list) {
 		lic_error_set(&error, LIC_USAGE, "--json is for `tenant list` only");
 		return cli_fail(&error);
@@ -120,14 +132,25 @@ int command_tenant(int argc, char **argv)
 	if (is_list) {
 		exit_status = tenant_list(store, cli_flag(&args, "json"));
 	} else if (strcmp(verb, "add") == 0) {
-		cli_progress("generating %s key for %s…\n", key_algorithm_name(algorithm), name);
-		if (admin_tenant_add(&context, name, algorithm, &error) != LIC_OK) {
+		lic_status added;
+		if (byok != NULL) {
+			cli_progress("checking the token key for %s…\n", name);
+			added = admin_tenant_add_byok(&context, name, byok, cli_option(&args, "pkcs11-module"),
+						      &error);
+		} else {
+			cli_progress("generating %s key for %s…\n", key_algorithm_name(algorithm), name);
+			added = admin_tenant_add(&context, name, algorithm, &error);
+		}
+		if (added != LIC_OK) {
 			exit_status = cli_fail(&error);
 		} else {
 			struct tenant *tenant = NULL;
 			if (admin_load_tenant(&context, name, &tenant, &error) == LIC_OK) {
-				printf("tenant %s added: version 1 (%s, key id %s) is active\n", name,
-				       key_algorithm_name(algorithm), tenant->versions[0].key_id_hex);
+				const struct key_version *first = &tenant->versions[0];
+				printf("tenant %s added: version 1 (%s%s, key id %s) is active\n", name,
+				       key_algorithm_name(first->algorithm),
+				       first->origin == KEY_ORIGIN_BYOK ? ", byok: the key stays in its token" : "",
+				       first->key_id_hex);
 				tenant_free(tenant);
 			}
 		}
