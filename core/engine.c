@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -145,6 +146,9 @@ struct lic_engine {
 	} compromised[COMPROMISED_TRACKED];
 	size_t compromised_count;
 	struct key_usage_table *key_usage; /* private-key operations by version, for metrics */
+	bool log_internal_errors;
+	atomic_int_fast64_t internal_logged_at; /* second of the last INTERNAL line on stderr */
+	atomic_uint_fast64_t internal_unlogged;  /* INTERNAL errors since then not written */
 	struct {
 		atomic_uint_fast64_t licenses_issued, errors, requests_refused, batches, batched_jobs,
 		    private_key_operations, pl_cache_hits, pl_cache_misses, rac_cache_hits, rac_cache_misses,
@@ -773,6 +777,28 @@ fail:
 	job->done(job->context, 500, oom, sizeof oom - 1);
 }
 
+/* A token failure (or a bug) is the operator's to see, with its detail; the
+ * client gets a plain sentence. One line a second at most, with a count of
+ * what was left out, so a dead HSM cannot flood the log. */
+static void log_internal_error(struct lic_engine *engine, lic_error *error)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	int_fast64_t last = atomic_load(&engine->internal_logged_at);
+	if (now.tv_sec > last &&
+	    atomic_compare_exchange_strong(&engine->internal_logged_at, &last, (int_fast64_t)now.tv_sec)) {
+		uint_fast64_t left_out = atomic_exchange(&engine->internal_unlogged, 0);
+		if (left_out > 0)
+			fprintf(stderr, "licensor: INTERNAL: %s (and %llu more since the last line)\n",
+				error->message, (unsigned long long)left_out);
+		else
+			fprintf(stderr, "licensor: INTERNAL: %s\n", error->message);
+	} else {
+		atomic_fetch_add(&engine->internal_unlogged, 1);
+	}
+	lic_error_set(error, LIC_INTERNAL, "internal error (the server log has the detail)");
+}
+
 static void count_error_status(struct lic_engine *engine, lic_status status)
 {
 	if ((unsigned)status >= LIC_STATUS_COUNT)
@@ -794,6 +820,8 @@ static void count_job_outcome(struct lic_engine *engine, const struct job *job)
 		if (item_failed(&job->items[i])) {
 			atomic_fetch_add(&engine->stats.errors, 1);
 			count_error_status(engine, job->items[i].error.status);
+			if (job->items[i].error.status == LIC_INTERNAL && engine->log_internal_errors)
+				log_internal_error(engine, &job->items[i].error);
 		} else {
 			atomic_fetch_add(&engine->stats.licenses_issued, 1);
 		}
@@ -1047,6 +1075,7 @@ lic_status lic_engine_new(const lic_engine_options *options, lic_engine **out, l
 	if (engine == NULL)
 		return lic_error_set(error, LIC_INTERNAL, "out of memory");
 	engine->keyring = options->keyring;
+	engine->log_internal_errors = options->log_internal_errors;
 	engine->batch_max = options->batch_max ? options->batch_max : DEFAULT_BATCH_MAX;
 	engine->queue_max = options->queue_max ? options->queue_max : DEFAULT_QUEUE_MAX;
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);

@@ -194,6 +194,11 @@ typedef struct lic_engine_options {
 	int64_t pl_cache_ttl_s;   /* 0: 3600 */
 	size_t rac_cache_entries; /* 0: 65536; SIZE_MAX disables the cache */
 	size_t key_usage_entries; /* 0: 256 (lic_engine_get_key_usage) */
+	/* An INTERNAL error (a bug, or an HSM failure of a BYOK key) is written
+	 * to stderr with its detail, at most one line a second, and the result
+	 * carries only "internal error (the server log has the detail)". Off:
+	 * the result carries the detail and nothing is printed. */
+	bool log_internal_errors;
 } lic_engine_options;
 
 LIC_API lic_status lic_engine_new(const lic_engine_options *options, lic_engine **out, lic_error *error);

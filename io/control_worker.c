@@ -156,6 +156,11 @@ static void handle(struct control_worker *worker, struct control_request *reques
 		break;
 	}
 	keyring_read_leave();
+	if (status == LIC_INTERNAL) {
+		/* Control requests are rare (certify, keys): every one is logged. */
+		fprintf(stderr, "licensor: INTERNAL: %s\n", error.message);
+		lic_error_set(&error, LIC_INTERNAL, "internal error (the server log has the detail)");
+	}
 	if (status != LIC_OK && !response_set_error(request->response, status, 0, error.message, NULL))
 		request->response->ready = false; /* the I/O thread closes the connection */
 	completion_queue_push(worker->completions, request->response);

@@ -284,6 +284,7 @@ int command_serve(int argc, char **argv)
 	    .batch_max = batch_max,
 	    .queue_max = queue_max,
 	    .pl_cache_entries = cli_flag(&args, "no-pl-cache") ? SIZE_MAX : pl_cache,
+	    .log_internal_errors = true,
 	};
 	if (lic_engine_new(&engine_options, &engine, &error) != LIC_OK)
 		goto fail;
