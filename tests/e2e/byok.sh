@@ -129,16 +129,15 @@ lic serve --listen 127.0.0.1:0 --workers 1 --admin-token-file admin.token >serve
 SERVER=$!
 cleanup_server() { kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; }
 trap 'exit_status=$?; cleanup_server; (exit $exit_status); e2e_on_exit' EXIT
-for _ in $(seq 1 100); do grep -q 'http://127.0.0.1:' serve.out 2>/dev/null && break; sleep 0.1; done
-URL=$(grep -o 'http://127.0.0.1:[0-9]*' serve.out | head -1)
+for _ in $(seq 1 100); do grep -q 'serving http://127.0.0.1:' serve.out 2>/dev/null && break; sleep 0.1; done
+URL=$(sed -n 's|^licensor: serving \(http://127.0.0.1:[0-9]*\).*|\1|p' serve.out | head -1)
 check_match "the server listens on loopback" "^http://127.0.0.1:[0-9]+$" "$URL"
-python3 - bob-rac.xml doc-2.pl.xml >request.xml <<'PY'
-import sys, re
-def body(path):
-    text = open(path).read()
-    return re.sub(r'^<\?xml[^>]*\?>\s*', '', text)
-print('<AcquireLicense xmlns="urn:licensor:v1" Version="1"><Item>' + body(sys.argv[1]) + body(sys.argv[2]) + '</Item></AcquireLicense>')
-PY
+{
+	printf '<AcquireLicense xmlns="urn:licensor:v1"><Item>'
+	sed '1{/^<?xml/d}' bob-rac.xml
+	sed '1{/^<?xml/d}' doc-2.pl.xml
+	printf '</Item></AcquireLicense>\n'
+} >request.xml
 STATUS=$(curl -s -o response.xml -w '%{http_code}' -H 'Content-Type: application/xml' --data-binary @request.xml "$URL/v1/licenses" || true)
 check_match "the server answers (no crash)" "^(200|500)$" "$STATUS"
 check_match "the item is INTERNAL with a plain sentence" "Code=\"INTERNAL\".*server log" "$(cat response.xml)"
