@@ -888,6 +888,17 @@ static bool ciphertext_refused(CK_RV rv)
 	       rv == CKR_DATA_LEN_RANGE;
 }
 
+/* Whether the big-endian integer c is below n (same length): a ciphertext
+ * that is not is refused before the token sees it (SoftHSM2 answers
+ * CKR_GENERAL_ERROR). Both are public, so this need not be constant time. */
+static bool below_modulus(const uint8_t *c, const uint8_t *n, size_t length)
+{
+	for (size_t i = 0; i < length; i++)
+		if (c[i] != n[i])
+			return c[i] < n[i];
+	return false;
+}
+
 lic_status pkcs11_rsa_oaep_decrypt(struct pkcs11_key *key, const uint8_t *label, size_t label_length,
 				   const uint8_t *ciphertext, size_t ciphertext_length, uint8_t *out,
 				   size_t capacity, size_t *out_length, lic_error *error)
@@ -901,7 +912,8 @@ lic_status pkcs11_rsa_oaep_decrypt(struct pkcs11_key *key, const uint8_t *label,
 	*out_length = 0;
 	if (key->kind != PKCS11_KEY_RSA)
 		LIC_FAIL(error, LIC_USAGE, "an AES key cannot unwrap with RSA-OAEP");
-	if (ciphertext_length != key->modulus_bytes)
+	if (ciphertext_length != key->modulus_bytes ||
+	    !below_modulus(ciphertext, key->modulus + (key->modulus_length - key->modulus_bytes), ciphertext_length))
 		LIC_FAIL(error, LIC_PL_INTEGRITY, "%s", unwrap_failure);
 	LIC_TRY(session_take(key, &session, error));
 	have_session = true;
