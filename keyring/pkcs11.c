@@ -224,6 +224,52 @@ void pkcs11_uri_redacted(const char *uri, char *out, size_t size)
 	}
 }
 
+void pkcs11_uri_without_pin(const char *uri, char *out, size_t size)
+{
+	if (out == NULL || size == 0)
+		return;
+	out[0] = '\0';
+	if (uri == NULL)
+		return;
+	size_t used = 0;
+	const char *query = strchr(uri, '?');
+	const char *path_end = query != NULL ? query : uri + strlen(uri);
+	/* the path: "pkcs11:" then segments split by ';' */
+	const char *cursor = uri;
+	const char *colon = strchr(uri, ':');
+	if (colon != NULL && colon < path_end) {
+		append_bounded(out, size, &used, uri, (size_t)(colon + 1 - uri));
+		cursor = colon + 1;
+	}
+	bool first = true;
+	for (int part = 0; part < 2; part++) {
+		const char *end = part == 0 ? path_end : uri + strlen(uri);
+		char separator = part == 0 ? ';' : '&';
+		if (part == 1) {
+			if (query == NULL)
+				break;
+			cursor = query + 1;
+			first = true;
+		}
+		while (cursor < end) {
+			const char *next = memchr(cursor, separator, (size_t)(end - cursor));
+			if (next == NULL)
+				next = end;
+			size_t length = (size_t)(next - cursor);
+			bool is_pin = length >= 10 && strncasecmp(cursor, "pin-value=", 10) == 0;
+			if (!is_pin && length > 0) {
+				if (first && part == 1)
+					append_bounded(out, size, &used, "?", 1);
+				else if (!first)
+					append_bounded(out, size, &used, &separator, 1);
+				append_bounded(out, size, &used, cursor, length);
+				first = false;
+			}
+			cursor = next < end ? next + 1 : end;
+		}
+	}
+}
+
 static bool module_path_char_plain(unsigned char c)
 {
 	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||

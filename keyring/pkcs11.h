@@ -48,6 +48,11 @@ lic_status pkcs11_uri_check(const char *uri, lic_error *error);
  * and the audit log. Always NUL-terminates (truncates to size − 1). */
 void pkcs11_uri_redacted(const char *uri, char *out, size_t size);
 
+/* `uri` with every pin-value attribute removed (pin-source is kept): what
+ * the store and the command line show and remember. Always NUL-terminates
+ * (truncates to size − 1). */
+void pkcs11_uri_without_pin(const char *uri, char *out, size_t size);
+
 /* `uri` with module-path=<module_path> added (percent-encoded), so that the
  * store remembers which module holds the key. LIC_USAGE when the URI already
  * names another module or module_path is not absolute. *out is malloc()ed. */

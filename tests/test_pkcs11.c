@@ -179,6 +179,22 @@ static void test_uri_redacted(void **state)
 	assert_string_equal(small, "pkcs11:obje");
 }
 
+static void test_uri_without_pin(void **state)
+{
+	(void)state;
+	char out[PKCS11_URI_MAX];
+	pkcs11_uri_without_pin("pkcs11:token=t;object=k?pin-value=s3cr3t", out, sizeof out);
+	assert_string_equal(out, "pkcs11:token=t;object=k");
+	pkcs11_uri_without_pin("pkcs11:object=k?pin-value=s3cr3t&module-path=/m.so", out, sizeof out);
+	assert_string_equal(out, "pkcs11:object=k?module-path=/m.so");
+	pkcs11_uri_without_pin("pkcs11:object=k?module-path=/m.so&pin-value=s3cr3t&pin-source=/p", out, sizeof out);
+	assert_string_equal(out, "pkcs11:object=k?module-path=/m.so&pin-source=/p");
+	pkcs11_uri_without_pin("pkcs11:pin-value=s3cr3t;object=k;id=%01", out, sizeof out);
+	assert_string_equal(out, "pkcs11:object=k;id=%01");
+	pkcs11_uri_without_pin("pkcs11:object=k", out, sizeof out);
+	assert_string_equal(out, "pkcs11:object=k");
+}
+
 static void test_uri_with_module(void **state)
 {
 	(void)state;
@@ -574,6 +590,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_uri_check),
 	    cmocka_unit_test(test_uri_redacted),
+	    cmocka_unit_test(test_uri_without_pin),
 	    cmocka_unit_test(test_uri_with_module),
 	    cmocka_unit_test(test_oaep_decoder),
 	    cmocka_unit_test(test_rsa_open_and_public_key),
