@@ -26,11 +26,12 @@ static const struct cli_option_spec pkcs11_options[] = {
     {"rsa", true, false},
     {"aes-256", false, false},
     {"pkcs11-module", true, false},
+    {"pem", false, false},
     {NULL, false, false},
 };
 
 static const char pkcs11_usage[] = "pkcs11 keygen URI (--rsa BITS | --aes-256) [--pkcs11-module PATH]\n"
-				   "       licensor pkcs11 show URI [--pkcs11-module PATH]";
+				   "       licensor pkcs11 show URI [--pem] [--pkcs11-module PATH]";
 
 /* The key id of an RSA key in the token: hex of SHA-256(SPKI)[0..16). */
 static lic_status key_id_hex_of(struct pkcs11_key *key, char hex[KEY_ID_HEX_LENGTH], lic_error *error)
@@ -87,6 +88,27 @@ out:
 	EVP_PKEY_free(pkey);
 	free(der);
 	return status;
+}
+
+/* The PEM SubjectPublicKeyInfo of an RSA key in the token. */
+static int pkcs11_show_pem(const char *uri, const char *module_path)
+{
+	lic_error error = {0};
+	struct pkcs11_key *key = NULL;
+	uint8_t *der = NULL;
+	size_t length = 0;
+	char *pem = NULL;
+	int exit_status = 0;
+	if (pkcs11_key_open(uri, module_path, PKCS11_KEY_RSA, &key, &error) != LIC_OK ||
+	    pkcs11_key_public_der(key, &der, &length, &error) != LIC_OK ||
+	    key_material_public_pem(der, length, &pem, &error) != LIC_OK)
+		exit_status = cli_fail(&error);
+	else
+		fputs(pem, stdout);
+	free(pem);
+	free(der);
+	pkcs11_key_free(key);
+	return exit_status;
 }
 
 static int pkcs11_show(const char *uri, const char *module_path)
@@ -181,6 +203,7 @@ int command_pkcs11(int argc, char **argv)
 		       "                          prints its key id\n"
 		       "  keygen URI --aes-256    an AES-256 key to seal the store's keys (a token KEK)\n"
 		       "  show URI                kind, size, key id, and where RSA-OAEP runs\n"
+		       "  show URI --pem          only the public key of an RSA key (PEM SubjectPublicKeyInfo)\n"
 		       "Keys are made in the token, sensitive and not extractable. The module: --pkcs11-module,\n"
 		       "else $LICENSOR_PKCS11_MODULE, else the URI's module-path, else p11-kit's proxy.\n",
 		       pkcs11_usage);
@@ -193,6 +216,10 @@ int command_pkcs11(int argc, char **argv)
 	const char *verb = args.positionals[0];
 	const char *uri = args.positionals[1];
 	const char *module_path = cli_option(&args, "pkcs11-module");
+	if (strcmp(verb, "keygen") == 0 && cli_flag(&args, "pem")) {
+		lic_error_set(&error, LIC_USAGE, "--pem goes with show, not keygen");
+		return cli_fail(&error);
+	}
 	if (strcmp(verb, "keygen") == 0)
 		return pkcs11_keygen(&args, uri, module_path);
 	if (strcmp(verb, "show") == 0) {
@@ -202,7 +229,7 @@ int command_pkcs11(int argc, char **argv)
 		}
 		if (pkcs11_uri_check(uri, &error) != LIC_OK)
 			return cli_fail(&error);
-		return pkcs11_show(uri, module_path);
+		return cli_flag(&args, "pem") ? pkcs11_show_pem(uri, module_path) : pkcs11_show(uri, module_path);
 	}
 	lic_error_set(&error, LIC_USAGE, "unknown pkcs11 command '%.32s' (use keygen or show)", verb);
 	return cli_fail(&error);

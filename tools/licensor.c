@@ -24,7 +24,7 @@ static const char usage_text[] =
     "  activate    T --version N\n"
     "  audit       verify\n"
     "  superuser   add T EMAIL | remove T EMAIL | list T [--json]\n"
-    "  pkcs11      keygen URI (--rsa BITS | --aes-256) | show URI   [--pkcs11-module PATH]\n"
+    "  pkcs11      keygen URI (--rsa BITS | --aes-256) | show URI [--pem]   [--pkcs11-module PATH]\n"
     "\n"
     "Licenses:\n"
     "  certify     T --principal EMAIL --pubkey user.pem [--days 31]          > rac.xml\n"
