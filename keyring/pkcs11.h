@@ -48,6 +48,11 @@ lic_status pkcs11_uri_check(const char *uri, lic_error *error);
  * and the audit log. Always NUL-terminates (truncates to size − 1). */
 void pkcs11_uri_redacted(const char *uri, char *out, size_t size);
 
+/* `uri` with every pin-value attribute removed (pin-source is kept): what
+ * the store and the command line show and remember. Always NUL-terminates
+ * (truncates to size − 1). */
+void pkcs11_uri_without_pin(const char *uri, char *out, size_t size);
+
 /* `uri` with module-path=<module_path> added (percent-encoded), so that the
  * store remembers which module holds the key. LIC_USAGE when the URI already
  * names another module or module_path is not absolute. *out is malloc()ed. */
@@ -73,6 +78,14 @@ lic_status pkcs11_key_public_der(const struct pkcs11_key *key, uint8_t **der, si
 lic_status pkcs11_rsa_oaep_decrypt(struct pkcs11_key *key, const uint8_t *label, size_t label_length,
 				   const uint8_t *ciphertext, size_t ciphertext_length, uint8_t *out,
 				   size_t capacity, size_t *out_length, lic_error *error);
+/* EME-OAEP decoding (RFC 8017 §7.1.2) with SHA-256 and MGF1-SHA-256 of an
+ * encoded block EM (the output of the raw RSA operation, as long as the
+ * modulus), in constant time over the block. Every failure, a message longer
+ * than capacity included, is LIC_PL_INTEGRITY with one sentence. Used by
+ * pkcs11_rsa_oaep_decrypt after CKM_RSA_X_509; public for its tests. */
+lic_status pkcs11_oaep_sha256_decode(const uint8_t *encoded, size_t encoded_length, const uint8_t *label,
+				     size_t label_length, uint8_t *out, size_t capacity, size_t *out_length,
+				     lic_error *error);
 /* True once the key has fallen back to CKM_RSA_X_509 for OAEP. */
 bool pkcs11_key_uses_raw_rsa(const struct pkcs11_key *key);
 

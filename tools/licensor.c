@@ -24,6 +24,7 @@ static const char usage_text[] =
     "  activate    T --version N\n"
     "  audit       verify\n"
     "  superuser   add T EMAIL | remove T EMAIL | list T [--json]\n"
+    "  pkcs11      keygen URI (--rsa BITS | --aes-256) | show URI [--pem]   [--pkcs11-module PATH]\n"
     "\n"
     "Licenses:\n"
     "  certify     T --principal EMAIL --pubkey user.pem [--days 31]          > rac.xml\n"
@@ -55,7 +56,7 @@ static const struct command commands[] = {
     {"audit", command_audit},         {"certify", command_certify},   {"publish", command_publish},
     {"acquire", command_acquire},     {"open", command_open},         {"bench", command_bench},
     {"superuser", command_superuser}, {"serve", command_serve},       {"replay", command_replay},
-    {"simulate", command_simulate},
+    {"simulate", command_simulate},   {"pkcs11", command_pkcs11},
 };
 
 int main(int argc, char **argv)
