@@ -75,11 +75,11 @@
 
 static const struct cli_option_spec bench_options[] = {
     {"hot", false, false},      {"workers", true, false}, {"seconds", true, false},
-    {"algorithm", true, false}, {"batch", true, false},   {NULL, false, false},
+    {"algorithm", true, false}, {"batch", true, false},   {"byok", true, false}, {NULL, false, false},
 };
 
 static const char bench_usage[] =
-    "bench issue [--hot] [--workers N] [--seconds S] [--algorithm A] [--batch B]";
+    "bench issue [--hot] [--workers N] [--seconds S] [--algorithm A | --byok URI] [--batch B]";
 
 /* Set by SIGINT/SIGTERM: every loop stops, the temporary store is removed. */
 static atomic_bool interrupted;
@@ -181,6 +181,8 @@ struct bench_settings {
 	double seconds;
 	enum key_algorithm algorithm;
 	size_t batch;
+	const char *byok_uri; /* the tenant's key is this token key (its size sets algorithm) */
+	const char *pkcs11_module;
 };
 
 static lic_status parse_count(const char *text, const char *option, unsigned long maximum, unsigned long *out,
@@ -228,7 +230,11 @@ static lic_status parse_settings(const struct cli_args *args, struct bench_setti
 					     SECONDS_MAX);
 		settings->seconds = seconds;
 	}
+	settings->byok_uri = cli_option(args, "byok");
+	settings->pkcs11_module = cli_option(args, "pkcs11-module");
 	text = cli_option(args, "algorithm");
+	if (text != NULL && settings->byok_uri != NULL)
+		return lic_error_set(error, LIC_USAGE, "give --algorithm or --byok, not both (the token key's size decides)");
 	if (text != NULL)
 		return key_algorithm_parse(text, false, &settings->algorithm, error);
 	return LIC_OK;
@@ -247,6 +253,9 @@ struct bench_world {
 	struct tenant *tenant;   /* version 1: publishes, unwraps and signs */
 	EVP_PKEY *tenant_public; /* publishing key and signature check */
 	EVP_PKEY *user_key;      /* the reader's key pair */
+	/* BYOK: the tenant key is in a token, so the ceiling is measured on a
+	 * managed key of the same size, generated for that alone. */
+	EVP_PKEY *ceiling_key;
 	char *rac;
 	size_t rac_length;
 	struct pl_text *pls;
@@ -280,6 +289,7 @@ static void world_cleanup(struct bench_world *world)
 	free(world->rac);
 	EVP_PKEY_free(world->tenant_public);
 	EVP_PKEY_free(world->user_key);
+	EVP_PKEY_free(world->ceiling_key);
 	tenant_free(world->tenant);
 	lic_keyring_close(world->keyring);
 	OPENSSL_cleanse(world->first_content_key, sizeof world->first_content_key);
@@ -289,11 +299,12 @@ static void world_cleanup(struct bench_world *world)
 	memset(world, 0, sizeof *world);
 }
 
-static lic_status world_setup(struct bench_world *world, enum key_algorithm algorithm, lic_error *error)
+static lic_status world_setup(struct bench_world *world, struct bench_settings *settings, lic_error *error)
 {
 	lic_status status = LIC_OK;
 	struct store *store = NULL;
-	EVP_PKEY *signing_key = NULL;
+	struct version_key *signing_key = NULL;
+	enum key_algorithm algorithm = settings->algorithm;
 	char store_dir[PATH_MAX], kek_path[PATH_MAX];
 	LIC_TRY(file_make_temporary_directory("licensor-bench", world->root, sizeof world->root, error));
 	LIC_TRY(file_join(store_dir, sizeof store_dir, world->root, "store", error));
@@ -302,25 +313,36 @@ static lic_status world_setup(struct bench_world *world, enum key_algorithm algo
 	LIC_TRY(store_init(&options, &store, error));
 	struct admin_context context;
 	cli_admin_context(store, &context);
-	cli_progress("bench: temporary store %s: generating the %s key of tenant %s…\n", store_dir,
-		     key_algorithm_name(algorithm), BENCH_TENANT);
-	LIC_TRY(admin_tenant_add(&context, BENCH_TENANT, algorithm, error));
+	if (settings->byok_uri != NULL) {
+		cli_progress("bench: temporary store %s: tenant %s on the token key…\n", store_dir, BENCH_TENANT);
+		LIC_TRY(admin_tenant_add_byok(&context, BENCH_TENANT, settings->byok_uri, settings->pkcs11_module,
+					      error));
+	} else {
+		cli_progress("bench: temporary store %s: generating the %s key of tenant %s…\n", store_dir,
+			     key_algorithm_name(algorithm), BENCH_TENANT);
+		LIC_TRY(admin_tenant_add(&context, BENCH_TENANT, algorithm, error));
+	}
 	LIC_TRY(store_load_tenant(store, BENCH_TENANT, &world->tenant, error));
 	const struct key_version *version = world_version(world);
+	settings->algorithm = version->algorithm;
+	if (settings->byok_uri != NULL) {
+		cli_progress("bench: a managed %s key for the ceiling…\n", key_algorithm_name(version->algorithm));
+		LIC_TRY(key_material_generate(version->algorithm, &world->ceiling_key, error));
+	}
 	LIC_TRY(key_material_from_public_der(version->public_key_der, version->public_key_length,
 					     &world->tenant_public, error));
-	LIC_TRY(store_open_private_key(store->kek, BENCH_TENANT, version, &signing_key, error));
+	LIC_TRY(version_key_open(store->kek, BENCH_TENANT, version, &signing_key, error));
 	/* The reader: an ordinary rsa-2048 user key, whatever the tenant's algorithm. */
 	LIC_TRY(key_material_generate(KEY_ALGORITHM_RSA_2048, &world->user_key, error));
 	int64_t now = lic_clock_now(cli_clock());
 	LIC_TRY(rights_account_certificate_write(
 	    BENCH_TENANT, BENCH_READER, world->user_key, now - 60, now + (int64_t)RAC_DAYS * 86400,
-	    VERSION_KEY_OF(signing_key), version->key_id_hex, &world->rac, &world->rac_length, error));
+	    signing_key, version->key_id_hex, &world->rac, &world->rac_length, error));
 	struct store *taken = store;
 	store = NULL; /* keyring_open_store takes it over, and closes it on failure */
 	LIC_TRY(keyring_open_store(taken, cli_clock(), &world->keyring, error));
 out:
-	EVP_PKEY_free(signing_key);
+	version_key_free(signing_key);
 	store_close(store);
 	return status;
 }
@@ -469,8 +491,14 @@ static lic_status measure_ceiling(struct bench_world *world, unsigned threads, d
 		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
 	for (unsigned i = 0; i < threads; i++) {
 		struct ceiling_thread *worker = &workers[i];
-		LIC_TRY(store_open_private_key(world_kek(world), BENCH_TENANT, world_version(world),
-					       &worker->key, error));
+		if (world->ceiling_key != NULL) {
+			worker->key = EVP_PKEY_dup(world->ceiling_key);
+			if (worker->key == NULL)
+				LIC_FAIL(error, LIC_INTERNAL, "out of memory");
+		} else {
+			LIC_TRY(store_open_private_key(world_kek(world), BENCH_TENANT, world_version(world),
+						       &worker->key, error));
+		}
 		worker->context = EVP_PKEY_CTX_new(worker->key, NULL);
 		if (worker->context == NULL || EVP_PKEY_sign_init(worker->context) != 1 ||
 		    EVP_PKEY_CTX_set_rsa_padding(worker->context, RSA_PKCS1_PADDING) <= 0 ||
@@ -771,9 +799,10 @@ static void print_json(const struct bench_settings *settings, const struct bench
 	double efficiency = ceiling > 0 ? licenses_per_s * private_ops_per_license / ceiling : 0;
 	double mean_batch =
 	    issue->stats.batches > 0 ? (double)issue->stats.batched_jobs / (double)issue->stats.batches : 0;
-	printf("{\"benchmark\":\"issue\",\"mode\":\"%s\",\"algorithm\":\"%s\",\"workers\":%u,"
+	printf("{\"benchmark\":\"issue\",\"mode\":\"%s\",\"algorithm\":\"%s\",\"origin\":\"%s\",\"workers\":%u,"
 	       "\"submitters\":%u,\"batch\":%zu,\"seconds\":%g,\"elapsed_s\":%.3f,",
-	       settings->hot ? "hot" : "cold", key_algorithm_name(settings->algorithm), settings->workers,
+	       settings->hot ? "hot" : "cold", key_algorithm_name(settings->algorithm),
+	       settings->byok_uri != NULL ? "byok" : "managed", settings->workers,
 	       figures->submitters, settings->batch, settings->seconds, issue->elapsed_s);
 	printf("\"licenses\":%llu,\"errors\":%llu,\"licenses_per_s\":%.1f,\"private_ops_per_license\":%u,"
 	       "\"private_key_operations\":%llu,",
@@ -859,7 +888,7 @@ out:
 	return status;
 }
 
-static int bench_issue(const struct bench_settings *settings)
+static int bench_issue(struct bench_settings *settings)
 {
 	lic_error error = {0};
 	struct bench_world world = {0};
@@ -870,7 +899,7 @@ static int bench_issue(const struct bench_settings *settings)
 	sigaction(SIGINT, &action, &old_int);
 	sigaction(SIGTERM, &action, &old_term);
 	xmlInitParser(); /* before any thread uses libxml2 */
-	lic_status status = world_setup(&world, settings->algorithm, &error);
+	lic_status status = world_setup(&world, settings, &error);
 	if (status == LIC_OK)
 		status = measure_and_issue(&world, settings, &figures, &error);
 	world_cleanup(&world);
@@ -915,6 +944,9 @@ int command_bench(int argc, char **argv)
 		       "  --workers N     engine workers and ceiling threads (default: online cores)\n"
 		       "  --seconds S     how long the engine runs, and the ceiling (default 5)\n"
 		       "  --algorithm A   the tenant's key: rsa-2048 (default), rsa-3072, rsa-4096\n"
+		       "  --byok URI      the tenant's key is this PKCS#11 token key (--pkcs11-module PATH):\n"
+		       "                  unwraps and signatures run in the token; the ceiling is measured\n"
+		       "                  on a managed key of the same size (JSON origin: byok)\n"
 		       "  --batch B       requests per lic_engine_issue call and jobs a worker takes at\n"
 		       "                  once (default 64); 2 × N threads submit\n"
 		       "Exits 1 when any license request failed (the JSON counts them in errors).\n",
