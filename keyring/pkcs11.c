@@ -753,8 +753,14 @@ lic_status pkcs11_key_open(const char *uri, const char *module_path, enum pkcs11
 		LIC_FAIL(error, LIC_USAGE, "%s names more than one key: add id= to tell them apart", shown);
 	}
 	key->object = found[0];
-	if (kind == PKCS11_KEY_RSA)
+	if (kind == PKCS11_KEY_RSA) {
 		LIC_TRY(rsa_public_read(key, parsed, error));
+	} else {
+		CK_ULONG value_length = 0;
+		CK_ATTRIBUTE attribute = {CKA_VALUE_LEN, &value_length, sizeof value_length};
+		CK_RV rv = key->functions->C_GetAttributeValue(key->anchor.session, key->object, &attribute, 1);
+		key->bits = rv == CKR_OK ? (int)(value_length * 8) : 0;
+	}
 	*out = key;
 	key = NULL;
 out:
@@ -780,7 +786,7 @@ void pkcs11_key_free(struct pkcs11_key *key)
 
 int pkcs11_key_bits(const struct pkcs11_key *key)
 {
-	return key->kind == PKCS11_KEY_RSA ? key->bits : 256;
+	return key->bits; /* AES: from CKA_VALUE_LEN, 0 when the token does not say */
 }
 
 bool pkcs11_key_uses_raw_rsa(const struct pkcs11_key *key)

@@ -64,7 +64,7 @@ lic_status pkcs11_key_open(const char *uri, const char *module_path, enum pkcs11
 			   struct pkcs11_key **out, lic_error *error);
 void pkcs11_key_free(struct pkcs11_key *key); /* NULL is a no-op */
 
-/* RSA: modulus size in bits. */
+/* RSA: modulus size in bits; AES: key size in bits (CKA_VALUE_LEN × 8, 0 if unknown). */
 int pkcs11_key_bits(const struct pkcs11_key *key);
 /* RSA: the SubjectPublicKeyInfo DER of the key (new buffer, free()). */
 lic_status pkcs11_key_public_der(const struct pkcs11_key *key, uint8_t **der, size_t *length,

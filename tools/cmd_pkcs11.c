@@ -122,7 +122,8 @@ static int pkcs11_show(const char *uri, const char *module_path)
 		lic_error aes_error = {0};
 		status = pkcs11_key_open(uri, module_path, PKCS11_KEY_AES, &key, &aes_error);
 		if (status == LIC_OK) {
-			printf("uri: %s\nkind: AES-256 secret key (seals the store's keys in the token)\n", shown);
+			printf("uri: %s\nkind: AES secret key (seals the store's keys in the token)\nbits: %d\n", shown,
+			       pkcs11_key_bits(key));
 			pkcs11_key_free(key);
 			return 0;
 		}

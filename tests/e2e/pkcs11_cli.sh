@@ -67,7 +67,8 @@ check "keygen --aes-256" lic pkcs11 keygen "$TOKEN;object=store-kek?pin-value=86
 	--pkcs11-module "$MODULE"
 check_match "keygen --aes-256 prints the URI" "uri: $TOKEN;object=store-kek\$" "$(cat "$E2E_OUT")"
 check "show an AES key" lic pkcs11 show "$TOKEN;object=store-kek?pin-value=8642" --pkcs11-module "$MODULE"
-check_match "show: AES kind" "kind: AES-256 secret key" "$(cat "$E2E_OUT")"
+check_match "show: AES kind" "kind: AES secret key" "$(cat "$E2E_OUT")"
+check_match "show: AES size" "bits: 256" "$(cat "$E2E_OUT")"
 
 # ---- refusals -------------------------------------------------------------------------
 
