@@ -344,7 +344,8 @@ static struct pkcs11_module *modules;
 
 /* Which module: the argument, LICENSOR_PKCS11_MODULE, the URI's module-path,
  * else p11-kit's proxy (found on the library path). */
-static lic_status module_choose(const char *module_path, P11KitUri *parsed, const char **out, lic_error *error)
+static lic_status module_choose(const char *module_path, P11KitUri *parsed, const char **out,
+				lic_error *error)
 {
 	const char *chosen = module_path;
 	const char *origin = "--pkcs11-module";
@@ -451,7 +452,8 @@ static lic_status slot_find(CK_FUNCTION_LIST_PTR functions, P11KitUri *parsed, C
 			goto out;
 		}
 	}
-	LIC_FAIL(error, LIC_UNKNOWN_KEY, "no token matches the URI (%lu tokens present)", (unsigned long)count);
+	LIC_FAIL(error, LIC_UNKNOWN_KEY, "no token matches the URI (%lu tokens present)",
+		 (unsigned long)count);
 out:
 	free(slots);
 	return status;
@@ -469,7 +471,8 @@ static lic_status pin_read(P11KitUri *parsed, char *pin, bool *have, lic_error *
 	if (value != NULL) {
 		size_t length = strlen(value);
 		if (length >= PIN_MAX)
-			LIC_FAIL(error, LIC_USAGE, "the URI's pin-value is longer than %d bytes", PIN_MAX - 1);
+			LIC_FAIL(error, LIC_USAGE, "the URI's pin-value is longer than %d bytes",
+				 PIN_MAX - 1);
 		memcpy(pin, value, length + 1);
 		*have = true;
 		goto out;
@@ -513,8 +516,8 @@ static void token_session_close(struct token_session *token)
 
 /* Module, slot, a session (read-write when `write`), logged in as the user
  * when the token asks for it. */
-static lic_status token_open(P11KitUri *parsed, const char *module_path, bool write, struct token_session *out,
-			     lic_error *error)
+static lic_status token_open(P11KitUri *parsed, const char *module_path, bool write,
+			     struct token_session *out, lic_error *error)
 {
 	lic_status status = LIC_OK;
 	char pin[PIN_MAX];
@@ -536,7 +539,8 @@ static lic_status token_open(P11KitUri *parsed, const char *module_path, bool wr
 		goto out;
 	LIC_TRY(pin_read(parsed, pin, &have_pin, error));
 	if (!have_pin)
-		LIC_FAIL(error, LIC_USAGE, "the token needs a PIN: add pin-value=… or pin-source=FILE to the URI");
+		LIC_FAIL(error, LIC_USAGE,
+			 "the token needs a PIN: add pin-value=… or pin-source=FILE to the URI");
 	rv = functions->C_Login(out->session, CKU_USER, (CK_UTF8CHAR_PTR)pin, (CK_ULONG)strlen(pin));
 	if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN)
 		LIC_FAIL(error, LIC_INTERNAL, "the token refused the login: %s", ckr_name(rv));
@@ -690,8 +694,9 @@ static lic_status rsa_public_read(struct pkcs11_key *key, P11KitUri *parsed, lic
 	CK_ULONG count = 0;
 	LIC_TRY(objects_find(functions, session, template, template_count, found, &count, error));
 	if (count != 1)
-		LIC_FAIL(error, LIC_UNKNOWN_KEY,
-			 "the token shows neither the modulus of the private key nor one public key beside it");
+		LIC_FAIL(
+		    error, LIC_UNKNOWN_KEY,
+		    "the token shows neither the modulus of the private key nor one public key beside it");
 	LIC_TRY(attribute_read(functions, session, found[0], CKA_MODULUS, &key->modulus, &key->modulus_length,
 			       error));
 	LIC_TRY(attribute_read(functions, session, found[0], CKA_PUBLIC_EXPONENT, &key->exponent,
@@ -758,7 +763,8 @@ lic_status pkcs11_key_open(const char *uri, const char *module_path, enum pkcs11
 	} else {
 		CK_ULONG value_length = 0;
 		CK_ATTRIBUTE attribute = {CKA_VALUE_LEN, &value_length, sizeof value_length};
-		CK_RV rv = key->functions->C_GetAttributeValue(key->anchor.session, key->object, &attribute, 1);
+		CK_RV rv =
+		    key->functions->C_GetAttributeValue(key->anchor.session, key->object, &attribute, 1);
 		key->bits = rv == CKR_OK ? (int)(value_length * 8) : 0;
 	}
 	*out = key;
@@ -794,7 +800,8 @@ bool pkcs11_key_uses_raw_rsa(const struct pkcs11_key *key)
 	return atomic_load(&key->raw_rsa);
 }
 
-lic_status pkcs11_key_public_der(const struct pkcs11_key *key, uint8_t **der, size_t *length, lic_error *error)
+lic_status pkcs11_key_public_der(const struct pkcs11_key *key, uint8_t **der, size_t *length,
+				 lic_error *error)
 {
 	lic_status status = LIC_OK;
 	BIGNUM *n = NULL;
@@ -811,7 +818,8 @@ lic_status pkcs11_key_public_der(const struct pkcs11_key *key, uint8_t **der, si
 	n = BN_bin2bn(key->modulus, (int)key->modulus_length, NULL);
 	e = BN_bin2bn(key->exponent, (int)key->exponent_length, NULL);
 	builder = OSSL_PARAM_BLD_new();
-	if (n == NULL || e == NULL || builder == NULL || !OSSL_PARAM_BLD_push_BN(builder, OSSL_PKEY_PARAM_RSA_N, n) ||
+	if (n == NULL || e == NULL || builder == NULL ||
+	    !OSSL_PARAM_BLD_push_BN(builder, OSSL_PKEY_PARAM_RSA_N, n) ||
 	    !OSSL_PARAM_BLD_push_BN(builder, OSSL_PKEY_PARAM_RSA_E, e) ||
 	    (parameters = OSSL_PARAM_BLD_to_param(builder)) == NULL)
 		LIC_FAIL(error, LIC_INTERNAL, "cannot build the RSA public key");
@@ -875,7 +883,8 @@ out:
 static size_t mask_equal(size_t a, size_t b)
 {
 	size_t difference = a ^ b;
-	return (size_t)0 - (size_t)(((difference | ((size_t)0 - difference)) >> (sizeof(size_t) * 8 - 1)) ^ 1);
+	return (size_t)0 -
+	       (size_t)(((difference | ((size_t)0 - difference)) >> (sizeof(size_t) * 8 - 1)) ^ 1);
 }
 
 lic_status pkcs11_oaep_sha256_decode(const uint8_t *encoded, size_t encoded_length, const uint8_t *label,
@@ -936,8 +945,8 @@ static bool oaep_refused(CK_RV rv)
 
 static bool ciphertext_refused(CK_RV rv)
 {
-	return rv == CKR_ENCRYPTED_DATA_INVALID || rv == CKR_ENCRYPTED_DATA_LEN_RANGE || rv == CKR_DATA_INVALID ||
-	       rv == CKR_DATA_LEN_RANGE;
+	return rv == CKR_ENCRYPTED_DATA_INVALID || rv == CKR_ENCRYPTED_DATA_LEN_RANGE ||
+	       rv == CKR_DATA_INVALID || rv == CKR_DATA_LEN_RANGE;
 }
 
 /* Whether the big-endian integer c is below n (same length): a ciphertext
@@ -965,7 +974,8 @@ lic_status pkcs11_rsa_oaep_decrypt(struct pkcs11_key *key, const uint8_t *label,
 	if (key->kind != PKCS11_KEY_RSA)
 		LIC_FAIL(error, LIC_USAGE, "an AES key cannot unwrap with RSA-OAEP");
 	if (ciphertext_length != key->modulus_bytes ||
-	    !below_modulus(ciphertext, key->modulus + (key->modulus_length - key->modulus_bytes), ciphertext_length))
+	    !below_modulus(ciphertext, key->modulus + (key->modulus_length - key->modulus_bytes),
+			   ciphertext_length))
 		LIC_FAIL(error, LIC_PL_INTEGRITY, "%s", unwrap_failure);
 	LIC_TRY(session_take(key, &session, error));
 	have_session = true;
@@ -980,8 +990,8 @@ lic_status pkcs11_rsa_oaep_decrypt(struct pkcs11_key *key, const uint8_t *label,
 		rv = functions->C_DecryptInit(session, &mechanism, key->object);
 		if (rv == CKR_OK) {
 			CK_ULONG produced = (CK_ULONG)capacity;
-			rv = functions->C_Decrypt(session, (CK_BYTE_PTR)ciphertext, (CK_ULONG)ciphertext_length,
-						  out, &produced);
+			rv = functions->C_Decrypt(session, (CK_BYTE_PTR)ciphertext,
+						  (CK_ULONG)ciphertext_length, out, &produced);
 			if (rv == CKR_OK) {
 				*out_length = produced;
 				goto out;
@@ -1048,8 +1058,8 @@ lic_status pkcs11_rsa_sign_sha256(struct pkcs11_key *key, const uint8_t *data, s
 	if (key->kind != PKCS11_KEY_RSA)
 		LIC_FAIL(error, LIC_USAGE, "an AES key cannot sign");
 	if (capacity < key->modulus_bytes)
-		LIC_FAIL(error, LIC_INTERNAL, "the signature buffer holds %zu bytes, the key needs %zu", capacity,
-			 key->modulus_bytes);
+		LIC_FAIL(error, LIC_INTERNAL, "the signature buffer holds %zu bytes, the key needs %zu",
+			 capacity, key->modulus_bytes);
 	LIC_TRY(session_take(key, &session, error));
 	have_session = true;
 	CK_MECHANISM mechanism = {CKM_SHA256_RSA_PKCS, NULL, 0};
@@ -1155,8 +1165,8 @@ lic_status pkcs11_aes_decrypt(struct pkcs11_key *key, const uint8_t *sealed, siz
 	size_t iv_length;
 	if (sealed_length >= 1 + AES_GCM_IV_LENGTH + AES_GCM_TAG_LENGTH && sealed[0] == SEALED_TAG_GCM) {
 		iv_length = AES_GCM_IV_LENGTH;
-		gcm = (CK_GCM_PARAMS){(CK_BYTE_PTR)sealed + 1, iv_length, iv_length * 8, (CK_BYTE_PTR)sealed, 1,
-				      AES_GCM_TAG_LENGTH * 8};
+		gcm = (CK_GCM_PARAMS){(CK_BYTE_PTR)sealed + 1, iv_length, iv_length * 8,
+				      (CK_BYTE_PTR)sealed,     1,         AES_GCM_TAG_LENGTH * 8};
 		mechanism = (CK_MECHANISM){CKM_AES_GCM, &gcm, sizeof gcm};
 	} else if (sealed_length >= 1 + 2 * AES_BLOCK_LENGTH && sealed[0] == SEALED_TAG_CBC_PAD &&
 		   (sealed_length - 1) % AES_BLOCK_LENGTH == 0) {
@@ -1184,7 +1194,8 @@ lic_status pkcs11_aes_decrypt(struct pkcs11_key *key, const uint8_t *sealed, siz
 	if (rv != CKR_OK) {
 		healthy = false;
 		if (ciphertext_refused(rv))
-			LIC_FAIL(error, LIC_INTERNAL, "the token-sealed buffer is damaged (%s)", ckr_name(rv));
+			LIC_FAIL(error, LIC_INTERNAL, "the token-sealed buffer is damaged (%s)",
+				 ckr_name(rv));
 		LIC_FAIL(error, LIC_INTERNAL, "the token refused to decrypt: %s", ckr_name(rv));
 	}
 	if (produced > work_length)
@@ -1244,14 +1255,21 @@ lic_status pkcs11_generate_rsa(const char *uri, const char *module_path, int bit
 	CK_ULONG modulus_bits = (CK_ULONG)bits;
 	CK_BYTE exponent[] = {0x01, 0x00, 0x01};
 	CK_ATTRIBUTE public_template[8] = {
-	    {CKA_TOKEN, &yes, sizeof yes},		{CKA_ENCRYPT, &yes, sizeof yes},
-	    {CKA_VERIFY, &yes, sizeof yes},		{CKA_MODULUS_BITS, &modulus_bits, sizeof modulus_bits},
-	    {CKA_PUBLIC_EXPONENT, exponent, sizeof exponent}, *label,
+	    {CKA_TOKEN, &yes, sizeof yes},
+	    {CKA_ENCRYPT, &yes, sizeof yes},
+	    {CKA_VERIFY, &yes, sizeof yes},
+	    {CKA_MODULUS_BITS, &modulus_bits, sizeof modulus_bits},
+	    {CKA_PUBLIC_EXPONENT, exponent, sizeof exponent},
+	    *label,
 	};
 	CK_ULONG public_count = 6;
 	CK_ATTRIBUTE private_template[8] = {
-	    {CKA_TOKEN, &yes, sizeof yes},	 {CKA_PRIVATE, &yes, sizeof yes}, {CKA_SENSITIVE, &yes, sizeof yes},
-	    {CKA_EXTRACTABLE, &no, sizeof no}, {CKA_DECRYPT, &yes, sizeof yes}, {CKA_SIGN, &yes, sizeof yes},
+	    {CKA_TOKEN, &yes, sizeof yes},
+	    {CKA_PRIVATE, &yes, sizeof yes},
+	    {CKA_SENSITIVE, &yes, sizeof yes},
+	    {CKA_EXTRACTABLE, &no, sizeof no},
+	    {CKA_DECRYPT, &yes, sizeof yes},
+	    {CKA_SIGN, &yes, sizeof yes},
 	    *label,
 	};
 	CK_ULONG private_count = 7;
@@ -1265,7 +1283,8 @@ lic_status pkcs11_generate_rsa(const char *uri, const char *module_path, int bit
 							      public_count, private_template, private_count,
 							      &public_key, &private_key);
 	if (rv != CKR_OK)
-		LIC_FAIL(error, LIC_INTERNAL, "the token refused to generate an RSA key pair: %s", ckr_name(rv));
+		LIC_FAIL(error, LIC_INTERNAL, "the token refused to generate an RSA key pair: %s",
+			 ckr_name(rv));
 out:
 	token_session_close(&token);
 	if (parsed != NULL)
@@ -1303,7 +1322,8 @@ lic_status pkcs11_generate_aes(const char *uri, const char *module_path, lic_err
 		template[count++] = *id;
 	CK_MECHANISM mechanism = {CKM_AES_KEY_GEN, NULL, 0};
 	CK_OBJECT_HANDLE secret;
-	CK_RV rv = token.module->functions->C_GenerateKey(token.session, &mechanism, template, count, &secret);
+	CK_RV rv =
+	    token.module->functions->C_GenerateKey(token.session, &mechanism, template, count, &secret);
 	if (rv != CKR_OK)
 		LIC_FAIL(error, LIC_INTERNAL, "the token refused to generate an AES key: %s", ckr_name(rv));
 out:
