@@ -795,6 +795,14 @@ int pkcs11_key_bits(const struct pkcs11_key *key)
 	return key->bits; /* AES: from CKA_VALUE_LEN, 0 when the token does not say */
 }
 
+size_t pkcs11_key_pooled_sessions(struct pkcs11_key *key)
+{
+	pthread_mutex_lock(&key->pool_lock);
+	size_t count = key->pool_count;
+	pthread_mutex_unlock(&key->pool_lock);
+	return count;
+}
+
 bool pkcs11_key_uses_raw_rsa(const struct pkcs11_key *key)
 {
 	return atomic_load(&key->raw_rsa);

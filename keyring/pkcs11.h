@@ -70,6 +70,10 @@ int pkcs11_key_bits(const struct pkcs11_key *key);
 lic_status pkcs11_key_public_der(const struct pkcs11_key *key, uint8_t **der, size_t *length,
 				 lic_error *error);
 
+/* How many idle sessions the key's pool holds now: at most the largest number
+ * of operations that ran at once on it (for tests and diagnostics). */
+size_t pkcs11_key_pooled_sessions(struct pkcs11_key *key);
+
 /* RSA-OAEP with SHA-256, MGF1-SHA-256 and `label`. Uses CKM_RSA_PKCS_OAEP
  * when the token takes those parameters; tokens that do not (SoftHSM2 2.6
  * takes only SHA-1 without a label) get CKM_RSA_X_509 in the token and the

@@ -407,6 +407,8 @@ static void test_rsa_oaep(void **state)
 						 out, sizeof out, &out_length, &error),
 			 LIC_OK);
 	assert_memory_equal(out, content_key, sizeof content_key);
+	/* one caller at a time: one session, reused; failed ones were closed */
+	assert_int_equal(pkcs11_key_pooled_sessions(key), 1);
 	EVP_PKEY_free(pkey);
 	pkcs11_key_free(key);
 }
@@ -531,6 +533,11 @@ static void test_refusals(void **state)
 	assert_int_equal(pkcs11_key_open("pkcs11:token=elsewhere;object=rsa-one?pin-value=" PIN, MODULE,
 					 PKCS11_KEY_RSA, &key, &error),
 			 LIC_UNKNOWN_KEY);
+	/* type= must agree with the kind asked for */
+	assert_int_equal(pkcs11_key_open(TOKEN ";object=aes-one;type=private?pin-value=" PIN, MODULE,
+					 PKCS11_KEY_AES, &key, &error),
+			 LIC_USAGE);
+	pkcs11_key_free(open_key(TOKEN ";object=aes-one;type=secret-key?pin-value=" PIN, PKCS11_KEY_AES));
 	/* modules */
 	assert_int_equal(pkcs11_key_open(RSA_URI, "/nonexistent/libnothing.so", PKCS11_KEY_RSA, &key, &error),
 			 LIC_IO);
@@ -598,6 +605,9 @@ static void test_concurrent_decrypts(void **state)
 		assert_int_equal(pthread_join(threads[t], NULL), 0);
 	for (int t = 0; t < 4; t++)
 		assert_int_equal(workers[t].correct, 200);
+	/* the pool grew to at most one session per thread, and kept them */
+	size_t pooled = pkcs11_key_pooled_sessions(key);
+	assert_true(pooled >= 1 && pooled <= 4);
 	EVP_PKEY_free(pkey);
 	pkcs11_key_free(key);
 }
