@@ -905,9 +905,9 @@ lic_status pkcs11_oaep_sha256_decode(const uint8_t *encoded, size_t encoded_leng
 	*out_length = 0;
 	if (encoded_length < 2 * SHA256_LENGTH + 2)
 		LIC_FAIL(error, LIC_PL_INTEGRITY, "%s", unwrap_failure);
-	block = malloc(encoded_length);
+	block = secure_alloc(encoded_length); /* it will hold the unwrapped key */
 	if (block == NULL)
-		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
+		LIC_FAIL(error, LIC_INTERNAL, "out of secure memory");
 	memcpy(block, encoded, encoded_length);
 	uint8_t *seed = block + 1;
 	uint8_t *database = block + 1 + SHA256_LENGTH;
@@ -939,10 +939,7 @@ lic_status pkcs11_oaep_sha256_decode(const uint8_t *encoded, size_t encoded_leng
 	memcpy(out, database + separator + 1, message_length);
 	*out_length = message_length;
 out:
-	if (block != NULL) {
-		OPENSSL_cleanse(block, encoded_length);
-		free(block);
-	}
+	secure_free(block, encoded_length);
 	return status;
 }
 
@@ -1018,10 +1015,10 @@ lic_status pkcs11_rsa_oaep_decrypt(struct pkcs11_key *key, const uint8_t *label,
 	if (rv != CKR_OK)
 		LIC_FAIL(error, LIC_INTERNAL, "the token refused raw RSA: %s", ckr_name(rv));
 	raw_capacity = key->modulus_bytes;
-	raw = malloc(raw_capacity);
+	raw = secure_alloc(raw_capacity);
 	if (raw == NULL) {
 		healthy = false;
-		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
+		LIC_FAIL(error, LIC_INTERNAL, "out of secure memory");
 	}
 	CK_ULONG produced = (CK_ULONG)raw_capacity;
 	rv = functions->C_Decrypt(session, (CK_BYTE_PTR)ciphertext, (CK_ULONG)ciphertext_length, raw,
@@ -1043,10 +1040,7 @@ lic_status pkcs11_rsa_oaep_decrypt(struct pkcs11_key *key, const uint8_t *label,
 	LIC_TRY(pkcs11_oaep_sha256_decode(raw, raw_capacity, label, label_length, out, capacity, out_length,
 					  error));
 out:
-	if (raw != NULL) {
-		OPENSSL_cleanse(raw, raw_capacity);
-		free(raw);
-	}
+	secure_free(raw, raw_capacity);
 	if (have_session)
 		session_give_back(key, session, healthy);
 	return status;
