@@ -344,7 +344,8 @@ static struct pkcs11_module *modules;
 
 /* Which module: the argument, LICENSOR_PKCS11_MODULE, the URI's module-path,
  * else p11-kit's proxy (found on the library path). */
-static lic_status module_choose(const char *module_path, P11KitUri *parsed, const char **out, lic_error *error)
+static lic_status module_choose(const char *module_path, P11KitUri *parsed, const char **out,
+				lic_error *error)
 {
 	const char *chosen = module_path;
 	const char *origin = "--pkcs11-module";
@@ -451,7 +452,8 @@ static lic_status slot_find(CK_FUNCTION_LIST_PTR functions, P11KitUri *parsed, C
 			goto out;
 		}
 	}
-	LIC_FAIL(error, LIC_UNKNOWN_KEY, "no token matches the URI (%lu tokens present)", (unsigned long)count);
+	LIC_FAIL(error, LIC_UNKNOWN_KEY, "no token matches the URI (%lu tokens present)",
+		 (unsigned long)count);
 out:
 	free(slots);
 	return status;
@@ -469,7 +471,8 @@ static lic_status pin_read(P11KitUri *parsed, char *pin, bool *have, lic_error *
 	if (value != NULL) {
 		size_t length = strlen(value);
 		if (length >= PIN_MAX)
-			LIC_FAIL(error, LIC_USAGE, "the URI's pin-value is longer than %d bytes", PIN_MAX - 1);
+			LIC_FAIL(error, LIC_USAGE, "the URI's pin-value is longer than %d bytes",
+				 PIN_MAX - 1);
 		memcpy(pin, value, length + 1);
 		*have = true;
 		goto out;
@@ -513,8 +516,8 @@ static void token_session_close(struct token_session *token)
 
 /* Module, slot, a session (read-write when `write`), logged in as the user
  * when the token asks for it. */
-static lic_status token_open(P11KitUri *parsed, const char *module_path, bool write, struct token_session *out,
-			     lic_error *error)
+static lic_status token_open(P11KitUri *parsed, const char *module_path, bool write,
+			     struct token_session *out, lic_error *error)
 {
 	lic_status status = LIC_OK;
 	char pin[PIN_MAX];
@@ -536,7 +539,8 @@ static lic_status token_open(P11KitUri *parsed, const char *module_path, bool wr
 		goto out;
 	LIC_TRY(pin_read(parsed, pin, &have_pin, error));
 	if (!have_pin)
-		LIC_FAIL(error, LIC_USAGE, "the token needs a PIN: add pin-value=… or pin-source=FILE to the URI");
+		LIC_FAIL(error, LIC_USAGE,
+			 "the token needs a PIN: add pin-value=… or pin-source=FILE to the URI");
 	rv = functions->C_Login(out->session, CKU_USER, (CK_UTF8CHAR_PTR)pin, (CK_ULONG)strlen(pin));
 	if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN)
 		LIC_FAIL(error, LIC_INTERNAL, "the token refused the login: %s", ckr_name(rv));
@@ -690,8 +694,9 @@ static lic_status rsa_public_read(struct pkcs11_key *key, P11KitUri *parsed, lic
 	CK_ULONG count = 0;
 	LIC_TRY(objects_find(functions, session, template, template_count, found, &count, error));
 	if (count != 1)
-		LIC_FAIL(error, LIC_UNKNOWN_KEY,
-			 "the token shows neither the modulus of the private key nor one public key beside it");
+		LIC_FAIL(
+		    error, LIC_UNKNOWN_KEY,
+		    "the token shows neither the modulus of the private key nor one public key beside it");
 	LIC_TRY(attribute_read(functions, session, found[0], CKA_MODULUS, &key->modulus, &key->modulus_length,
 			       error));
 	LIC_TRY(attribute_read(functions, session, found[0], CKA_PUBLIC_EXPONENT, &key->exponent,
@@ -753,8 +758,15 @@ lic_status pkcs11_key_open(const char *uri, const char *module_path, enum pkcs11
 		LIC_FAIL(error, LIC_USAGE, "%s names more than one key: add id= to tell them apart", shown);
 	}
 	key->object = found[0];
-	if (kind == PKCS11_KEY_RSA)
+	if (kind == PKCS11_KEY_RSA) {
 		LIC_TRY(rsa_public_read(key, parsed, error));
+	} else {
+		CK_ULONG value_length = 0;
+		CK_ATTRIBUTE attribute = {CKA_VALUE_LEN, &value_length, sizeof value_length};
+		CK_RV rv =
+		    key->functions->C_GetAttributeValue(key->anchor.session, key->object, &attribute, 1);
+		key->bits = rv == CKR_OK ? (int)(value_length * 8) : 0;
+	}
 	*out = key;
 	key = NULL;
 out:
@@ -780,7 +792,15 @@ void pkcs11_key_free(struct pkcs11_key *key)
 
 int pkcs11_key_bits(const struct pkcs11_key *key)
 {
-	return key->kind == PKCS11_KEY_RSA ? key->bits : 256;
+	return key->bits; /* AES: from CKA_VALUE_LEN, 0 when the token does not say */
+}
+
+size_t pkcs11_key_pooled_sessions(struct pkcs11_key *key)
+{
+	pthread_mutex_lock(&key->pool_lock);
+	size_t count = key->pool_count;
+	pthread_mutex_unlock(&key->pool_lock);
+	return count;
 }
 
 bool pkcs11_key_uses_raw_rsa(const struct pkcs11_key *key)
@@ -788,7 +808,8 @@ bool pkcs11_key_uses_raw_rsa(const struct pkcs11_key *key)
 	return atomic_load(&key->raw_rsa);
 }
 
-lic_status pkcs11_key_public_der(const struct pkcs11_key *key, uint8_t **der, size_t *length, lic_error *error)
+lic_status pkcs11_key_public_der(const struct pkcs11_key *key, uint8_t **der, size_t *length,
+				 lic_error *error)
 {
 	lic_status status = LIC_OK;
 	BIGNUM *n = NULL;
@@ -805,7 +826,8 @@ lic_status pkcs11_key_public_der(const struct pkcs11_key *key, uint8_t **der, si
 	n = BN_bin2bn(key->modulus, (int)key->modulus_length, NULL);
 	e = BN_bin2bn(key->exponent, (int)key->exponent_length, NULL);
 	builder = OSSL_PARAM_BLD_new();
-	if (n == NULL || e == NULL || builder == NULL || !OSSL_PARAM_BLD_push_BN(builder, OSSL_PKEY_PARAM_RSA_N, n) ||
+	if (n == NULL || e == NULL || builder == NULL ||
+	    !OSSL_PARAM_BLD_push_BN(builder, OSSL_PKEY_PARAM_RSA_N, n) ||
 	    !OSSL_PARAM_BLD_push_BN(builder, OSSL_PKEY_PARAM_RSA_E, e) ||
 	    (parameters = OSSL_PARAM_BLD_to_param(builder)) == NULL)
 		LIC_FAIL(error, LIC_INTERNAL, "cannot build the RSA public key");
@@ -869,7 +891,8 @@ out:
 static size_t mask_equal(size_t a, size_t b)
 {
 	size_t difference = a ^ b;
-	return (size_t)0 - (size_t)(((difference | ((size_t)0 - difference)) >> (sizeof(size_t) * 8 - 1)) ^ 1);
+	return (size_t)0 -
+	       (size_t)(((difference | ((size_t)0 - difference)) >> (sizeof(size_t) * 8 - 1)) ^ 1);
 }
 
 lic_status pkcs11_oaep_sha256_decode(const uint8_t *encoded, size_t encoded_length, const uint8_t *label,
@@ -882,9 +905,9 @@ lic_status pkcs11_oaep_sha256_decode(const uint8_t *encoded, size_t encoded_leng
 	*out_length = 0;
 	if (encoded_length < 2 * SHA256_LENGTH + 2)
 		LIC_FAIL(error, LIC_PL_INTEGRITY, "%s", unwrap_failure);
-	block = malloc(encoded_length);
+	block = secure_alloc(encoded_length); /* it will hold the unwrapped key */
 	if (block == NULL)
-		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
+		LIC_FAIL(error, LIC_INTERNAL, "out of secure memory");
 	memcpy(block, encoded, encoded_length);
 	uint8_t *seed = block + 1;
 	uint8_t *database = block + 1 + SHA256_LENGTH;
@@ -916,10 +939,7 @@ lic_status pkcs11_oaep_sha256_decode(const uint8_t *encoded, size_t encoded_leng
 	memcpy(out, database + separator + 1, message_length);
 	*out_length = message_length;
 out:
-	if (block != NULL) {
-		OPENSSL_cleanse(block, encoded_length);
-		free(block);
-	}
+	secure_free(block, encoded_length);
 	return status;
 }
 
@@ -930,8 +950,8 @@ static bool oaep_refused(CK_RV rv)
 
 static bool ciphertext_refused(CK_RV rv)
 {
-	return rv == CKR_ENCRYPTED_DATA_INVALID || rv == CKR_ENCRYPTED_DATA_LEN_RANGE || rv == CKR_DATA_INVALID ||
-	       rv == CKR_DATA_LEN_RANGE;
+	return rv == CKR_ENCRYPTED_DATA_INVALID || rv == CKR_ENCRYPTED_DATA_LEN_RANGE ||
+	       rv == CKR_DATA_INVALID || rv == CKR_DATA_LEN_RANGE;
 }
 
 /* Whether the big-endian integer c is below n (same length): a ciphertext
@@ -959,7 +979,8 @@ lic_status pkcs11_rsa_oaep_decrypt(struct pkcs11_key *key, const uint8_t *label,
 	if (key->kind != PKCS11_KEY_RSA)
 		LIC_FAIL(error, LIC_USAGE, "an AES key cannot unwrap with RSA-OAEP");
 	if (ciphertext_length != key->modulus_bytes ||
-	    !below_modulus(ciphertext, key->modulus + (key->modulus_length - key->modulus_bytes), ciphertext_length))
+	    !below_modulus(ciphertext, key->modulus + (key->modulus_length - key->modulus_bytes),
+			   ciphertext_length))
 		LIC_FAIL(error, LIC_PL_INTEGRITY, "%s", unwrap_failure);
 	LIC_TRY(session_take(key, &session, error));
 	have_session = true;
@@ -974,8 +995,8 @@ lic_status pkcs11_rsa_oaep_decrypt(struct pkcs11_key *key, const uint8_t *label,
 		rv = functions->C_DecryptInit(session, &mechanism, key->object);
 		if (rv == CKR_OK) {
 			CK_ULONG produced = (CK_ULONG)capacity;
-			rv = functions->C_Decrypt(session, (CK_BYTE_PTR)ciphertext, (CK_ULONG)ciphertext_length,
-						  out, &produced);
+			rv = functions->C_Decrypt(session, (CK_BYTE_PTR)ciphertext,
+						  (CK_ULONG)ciphertext_length, out, &produced);
 			if (rv == CKR_OK) {
 				*out_length = produced;
 				goto out;
@@ -994,10 +1015,10 @@ lic_status pkcs11_rsa_oaep_decrypt(struct pkcs11_key *key, const uint8_t *label,
 	if (rv != CKR_OK)
 		LIC_FAIL(error, LIC_INTERNAL, "the token refused raw RSA: %s", ckr_name(rv));
 	raw_capacity = key->modulus_bytes;
-	raw = malloc(raw_capacity);
+	raw = secure_alloc(raw_capacity);
 	if (raw == NULL) {
 		healthy = false;
-		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
+		LIC_FAIL(error, LIC_INTERNAL, "out of secure memory");
 	}
 	CK_ULONG produced = (CK_ULONG)raw_capacity;
 	rv = functions->C_Decrypt(session, (CK_BYTE_PTR)ciphertext, (CK_ULONG)ciphertext_length, raw,
@@ -1019,10 +1040,7 @@ lic_status pkcs11_rsa_oaep_decrypt(struct pkcs11_key *key, const uint8_t *label,
 	LIC_TRY(pkcs11_oaep_sha256_decode(raw, raw_capacity, label, label_length, out, capacity, out_length,
 					  error));
 out:
-	if (raw != NULL) {
-		OPENSSL_cleanse(raw, raw_capacity);
-		free(raw);
-	}
+	secure_free(raw, raw_capacity);
 	if (have_session)
 		session_give_back(key, session, healthy);
 	return status;
@@ -1042,8 +1060,8 @@ lic_status pkcs11_rsa_sign_sha256(struct pkcs11_key *key, const uint8_t *data, s
 	if (key->kind != PKCS11_KEY_RSA)
 		LIC_FAIL(error, LIC_USAGE, "an AES key cannot sign");
 	if (capacity < key->modulus_bytes)
-		LIC_FAIL(error, LIC_INTERNAL, "the signature buffer holds %zu bytes, the key needs %zu", capacity,
-			 key->modulus_bytes);
+		LIC_FAIL(error, LIC_INTERNAL, "the signature buffer holds %zu bytes, the key needs %zu",
+			 capacity, key->modulus_bytes);
 	LIC_TRY(session_take(key, &session, error));
 	have_session = true;
 	CK_MECHANISM mechanism = {CKM_SHA256_RSA_PKCS, NULL, 0};
@@ -1149,8 +1167,8 @@ lic_status pkcs11_aes_decrypt(struct pkcs11_key *key, const uint8_t *sealed, siz
 	size_t iv_length;
 	if (sealed_length >= 1 + AES_GCM_IV_LENGTH + AES_GCM_TAG_LENGTH && sealed[0] == SEALED_TAG_GCM) {
 		iv_length = AES_GCM_IV_LENGTH;
-		gcm = (CK_GCM_PARAMS){(CK_BYTE_PTR)sealed + 1, iv_length, iv_length * 8, (CK_BYTE_PTR)sealed, 1,
-				      AES_GCM_TAG_LENGTH * 8};
+		gcm = (CK_GCM_PARAMS){(CK_BYTE_PTR)sealed + 1, iv_length, iv_length * 8,
+				      (CK_BYTE_PTR)sealed,     1,         AES_GCM_TAG_LENGTH * 8};
 		mechanism = (CK_MECHANISM){CKM_AES_GCM, &gcm, sizeof gcm};
 	} else if (sealed_length >= 1 + 2 * AES_BLOCK_LENGTH && sealed[0] == SEALED_TAG_CBC_PAD &&
 		   (sealed_length - 1) % AES_BLOCK_LENGTH == 0) {
@@ -1178,7 +1196,8 @@ lic_status pkcs11_aes_decrypt(struct pkcs11_key *key, const uint8_t *sealed, siz
 	if (rv != CKR_OK) {
 		healthy = false;
 		if (ciphertext_refused(rv))
-			LIC_FAIL(error, LIC_INTERNAL, "the token-sealed buffer is damaged (%s)", ckr_name(rv));
+			LIC_FAIL(error, LIC_INTERNAL, "the token-sealed buffer is damaged (%s)",
+				 ckr_name(rv));
 		LIC_FAIL(error, LIC_INTERNAL, "the token refused to decrypt: %s", ckr_name(rv));
 	}
 	if (produced > work_length)
@@ -1238,14 +1257,21 @@ lic_status pkcs11_generate_rsa(const char *uri, const char *module_path, int bit
 	CK_ULONG modulus_bits = (CK_ULONG)bits;
 	CK_BYTE exponent[] = {0x01, 0x00, 0x01};
 	CK_ATTRIBUTE public_template[8] = {
-	    {CKA_TOKEN, &yes, sizeof yes},		{CKA_ENCRYPT, &yes, sizeof yes},
-	    {CKA_VERIFY, &yes, sizeof yes},		{CKA_MODULUS_BITS, &modulus_bits, sizeof modulus_bits},
-	    {CKA_PUBLIC_EXPONENT, exponent, sizeof exponent}, *label,
+	    {CKA_TOKEN, &yes, sizeof yes},
+	    {CKA_ENCRYPT, &yes, sizeof yes},
+	    {CKA_VERIFY, &yes, sizeof yes},
+	    {CKA_MODULUS_BITS, &modulus_bits, sizeof modulus_bits},
+	    {CKA_PUBLIC_EXPONENT, exponent, sizeof exponent},
+	    *label,
 	};
 	CK_ULONG public_count = 6;
 	CK_ATTRIBUTE private_template[8] = {
-	    {CKA_TOKEN, &yes, sizeof yes},	 {CKA_PRIVATE, &yes, sizeof yes}, {CKA_SENSITIVE, &yes, sizeof yes},
-	    {CKA_EXTRACTABLE, &no, sizeof no}, {CKA_DECRYPT, &yes, sizeof yes}, {CKA_SIGN, &yes, sizeof yes},
+	    {CKA_TOKEN, &yes, sizeof yes},
+	    {CKA_PRIVATE, &yes, sizeof yes},
+	    {CKA_SENSITIVE, &yes, sizeof yes},
+	    {CKA_EXTRACTABLE, &no, sizeof no},
+	    {CKA_DECRYPT, &yes, sizeof yes},
+	    {CKA_SIGN, &yes, sizeof yes},
 	    *label,
 	};
 	CK_ULONG private_count = 7;
@@ -1259,7 +1285,8 @@ lic_status pkcs11_generate_rsa(const char *uri, const char *module_path, int bit
 							      public_count, private_template, private_count,
 							      &public_key, &private_key);
 	if (rv != CKR_OK)
-		LIC_FAIL(error, LIC_INTERNAL, "the token refused to generate an RSA key pair: %s", ckr_name(rv));
+		LIC_FAIL(error, LIC_INTERNAL, "the token refused to generate an RSA key pair: %s",
+			 ckr_name(rv));
 out:
 	token_session_close(&token);
 	if (parsed != NULL)
@@ -1297,7 +1324,8 @@ lic_status pkcs11_generate_aes(const char *uri, const char *module_path, lic_err
 		template[count++] = *id;
 	CK_MECHANISM mechanism = {CKM_AES_KEY_GEN, NULL, 0};
 	CK_OBJECT_HANDLE secret;
-	CK_RV rv = token.module->functions->C_GenerateKey(token.session, &mechanism, template, count, &secret);
+	CK_RV rv =
+	    token.module->functions->C_GenerateKey(token.session, &mechanism, template, count, &secret);
 	if (rv != CKR_OK)
 		LIC_FAIL(error, LIC_INTERNAL, "the token refused to generate an AES key: %s", ckr_name(rv));
 out:

@@ -64,11 +64,15 @@ lic_status pkcs11_key_open(const char *uri, const char *module_path, enum pkcs11
 			   struct pkcs11_key **out, lic_error *error);
 void pkcs11_key_free(struct pkcs11_key *key); /* NULL is a no-op */
 
-/* RSA: modulus size in bits. */
+/* RSA: modulus size in bits; AES: key size in bits (CKA_VALUE_LEN × 8, 0 if unknown). */
 int pkcs11_key_bits(const struct pkcs11_key *key);
 /* RSA: the SubjectPublicKeyInfo DER of the key (new buffer, free()). */
 lic_status pkcs11_key_public_der(const struct pkcs11_key *key, uint8_t **der, size_t *length,
 				 lic_error *error);
+
+/* How many idle sessions the key's pool holds now: at most the largest number
+ * of operations that ran at once on it (for tests and diagnostics). */
+size_t pkcs11_key_pooled_sessions(struct pkcs11_key *key);
 
 /* RSA-OAEP with SHA-256, MGF1-SHA-256 and `label`. Uses CKM_RSA_PKCS_OAEP
  * when the token takes those parameters; tokens that do not (SoftHSM2 2.6

@@ -187,7 +187,8 @@ static void test_uri_without_pin(void **state)
 	assert_string_equal(out, "pkcs11:token=t;object=k");
 	pkcs11_uri_without_pin("pkcs11:object=k?pin-value=s3cr3t&module-path=/m.so", out, sizeof out);
 	assert_string_equal(out, "pkcs11:object=k?module-path=/m.so");
-	pkcs11_uri_without_pin("pkcs11:object=k?module-path=/m.so&pin-value=s3cr3t&pin-source=/p", out, sizeof out);
+	pkcs11_uri_without_pin("pkcs11:object=k?module-path=/m.so&pin-value=s3cr3t&pin-source=/p", out,
+			       sizeof out);
 	assert_string_equal(out, "pkcs11:object=k?module-path=/m.so&pin-source=/p");
 	pkcs11_uri_without_pin("pkcs11:pin-value=s3cr3t;object=k;id=%01", out, sizeof out);
 	assert_string_equal(out, "pkcs11:object=k;id=%01");
@@ -200,11 +201,13 @@ static void test_uri_with_module(void **state)
 	(void)state;
 	lic_error error = {0};
 	char *out = NULL;
-	assert_int_equal(pkcs11_uri_with_module("pkcs11:object=k", "/usr/lib/my hsm.so", &out, &error), LIC_OK);
+	assert_int_equal(pkcs11_uri_with_module("pkcs11:object=k", "/usr/lib/my hsm.so", &out, &error),
+			 LIC_OK);
 	assert_string_equal(out, "pkcs11:object=k?module-path=/usr/lib/my%20hsm.so");
 	assert_int_equal(pkcs11_uri_check(out, &error), LIC_OK);
 	free(out);
-	assert_int_equal(pkcs11_uri_with_module("pkcs11:object=k?pin-source=/p", "/m.so", &out, &error), LIC_OK);
+	assert_int_equal(pkcs11_uri_with_module("pkcs11:object=k?pin-source=/p", "/m.so", &out, &error),
+			 LIC_OK);
 	assert_string_equal(out, "pkcs11:object=k?pin-source=/p&module-path=/m.so");
 	free(out);
 	/* the same module again: unchanged */
@@ -213,8 +216,9 @@ static void test_uri_with_module(void **state)
 	assert_string_equal(out, "pkcs11:object=k?module-path=/m.so");
 	free(out);
 	out = NULL;
-	assert_int_equal(pkcs11_uri_with_module("pkcs11:object=k?module-path=/m.so", "/other.so", &out, &error),
-			 LIC_USAGE);
+	assert_int_equal(
+	    pkcs11_uri_with_module("pkcs11:object=k?module-path=/m.so", "/other.so", &out, &error),
+	    LIC_USAGE);
 	assert_null(out);
 	assert_int_equal(pkcs11_uri_with_module("pkcs11:object=k", "relative.so", &out, &error), LIC_USAGE);
 	assert_null(out);
@@ -239,8 +243,9 @@ static void test_oaep_decoder(void **state)
 		const uint8_t *plain = round == 2 ? long_message : message;
 		size_t plain_length = message_lengths[round];
 		uint8_t ciphertext[256];
-		size_t ciphertext_length = openssl_oaep_encrypt(pkey, label, round == 1 ? 0 : sizeof label - 1,
-								plain, plain_length, ciphertext, sizeof ciphertext);
+		size_t ciphertext_length =
+		    openssl_oaep_encrypt(pkey, label, round == 1 ? 0 : sizeof label - 1, plain, plain_length,
+					 ciphertext, sizeof ciphertext);
 		assert_int_equal(ciphertext_length, 256);
 		/* the raw RSA private operation gives the encoded block EM */
 		EVP_PKEY_CTX *context = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
@@ -248,8 +253,8 @@ static void test_oaep_decoder(void **state)
 		assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(context, RSA_NO_PADDING), 1);
 		uint8_t encoded[256];
 		size_t encoded_length = sizeof encoded;
-		assert_int_equal(EVP_PKEY_decrypt(context, encoded, &encoded_length, ciphertext, ciphertext_length),
-				 1);
+		assert_int_equal(
+		    EVP_PKEY_decrypt(context, encoded, &encoded_length, ciphertext, ciphertext_length), 1);
 		EVP_PKEY_CTX_free(context);
 		assert_int_equal(encoded_length, 256);
 		assert_int_equal(encoded[0], 0);
@@ -269,8 +274,8 @@ static void test_oaep_decoder(void **state)
 		char first_sentence[sizeof error.message] = "";
 		const uint8_t other_label[] = "licensor content key v2";
 		assert_int_equal(pkcs11_oaep_sha256_decode(encoded, encoded_length, other_label,
-							   sizeof other_label - 1, out, sizeof out, &out_length,
-							   &error),
+							   sizeof other_label - 1, out, sizeof out,
+							   &out_length, &error),
 				 LIC_PL_INTEGRITY);
 		strcpy(first_sentence, error.message);
 		assert_string_equal(first_sentence, "the content key could not be unwrapped");
@@ -279,8 +284,9 @@ static void test_oaep_decoder(void **state)
 			uint8_t altered[256];
 			memcpy(altered, encoded, sizeof altered);
 			altered[positions[p]] ^= 0x01;
-			lic_status status = pkcs11_oaep_sha256_decode(altered, sizeof altered, label, label_length,
-								      out, sizeof out, &out_length, &error);
+			lic_status status =
+			    pkcs11_oaep_sha256_decode(altered, sizeof altered, label, label_length, out,
+						      sizeof out, &out_length, &error);
 			/* a flip inside M itself changes the message but not the padding
 			 * of an all-ones... no: every byte is masked, so any flip breaks
 			 * the label hash or the separator search */
@@ -288,8 +294,9 @@ static void test_oaep_decoder(void **state)
 			assert_string_equal(error.message, first_sentence);
 		}
 		if (plain_length > 0) {
-			assert_int_equal(pkcs11_oaep_sha256_decode(encoded, encoded_length, label, label_length, out,
-								   plain_length - 1, &out_length, &error),
+			assert_int_equal(pkcs11_oaep_sha256_decode(encoded, encoded_length, label,
+								   label_length, out, plain_length - 1,
+								   &out_length, &error),
 					 LIC_PL_INTEGRITY);
 			assert_string_equal(error.message, first_sentence);
 		}
@@ -361,8 +368,8 @@ static void test_rsa_oaep(void **state)
 	lic_error error = {0};
 	uint8_t out[256];
 	size_t out_length = 0;
-	lic_status status = pkcs11_rsa_oaep_decrypt(key, label, sizeof label - 1, ciphertext, ciphertext_length,
-						    out, sizeof out, &out_length, &error);
+	lic_status status = pkcs11_rsa_oaep_decrypt(key, label, sizeof label - 1, ciphertext,
+						    ciphertext_length, out, sizeof out, &out_length, &error);
 	if (status != LIC_OK)
 		print_message("decrypt: %s\n", error.message);
 	assert_int_equal(status, LIC_OK);
@@ -381,13 +388,14 @@ static void test_rsa_oaep(void **state)
 	for (size_t i = 0; i < sizeof flips / sizeof flips[0]; i++) {
 		memcpy(altered, ciphertext, sizeof altered);
 		altered[flips[i]] ^= 0x40;
-		assert_int_equal(pkcs11_rsa_oaep_decrypt(key, label, sizeof label - 1, altered, ciphertext_length,
-							 out, sizeof out, &out_length, &error),
+		assert_int_equal(pkcs11_rsa_oaep_decrypt(key, label, sizeof label - 1, altered,
+							 ciphertext_length, out, sizeof out, &out_length,
+							 &error),
 				 LIC_PL_INTEGRITY);
 		assert_string_equal(error.message, "the content key could not be unwrapped");
 	}
-	assert_int_equal(pkcs11_rsa_oaep_decrypt(key, label, sizeof label - 1, ciphertext, ciphertext_length - 1,
-						 out, sizeof out, &out_length, &error),
+	assert_int_equal(pkcs11_rsa_oaep_decrypt(key, label, sizeof label - 1, ciphertext,
+						 ciphertext_length - 1, out, sizeof out, &out_length, &error),
 			 LIC_PL_INTEGRITY);
 	/* a ciphertext above the modulus */
 	memset(altered, 0xff, sizeof altered);
@@ -395,10 +403,12 @@ static void test_rsa_oaep(void **state)
 						 sizeof out, &out_length, &error),
 			 LIC_PL_INTEGRITY);
 	/* and the key still works after the failures */
-	assert_int_equal(pkcs11_rsa_oaep_decrypt(key, label, sizeof label - 1, ciphertext, ciphertext_length, out,
-						 sizeof out, &out_length, &error),
+	assert_int_equal(pkcs11_rsa_oaep_decrypt(key, label, sizeof label - 1, ciphertext, ciphertext_length,
+						 out, sizeof out, &out_length, &error),
 			 LIC_OK);
 	assert_memory_equal(out, content_key, sizeof content_key);
+	/* one caller at a time: one session, reused; failed ones were closed */
+	assert_int_equal(pkcs11_key_pooled_sessions(key), 1);
 	EVP_PKEY_free(pkey);
 	pkcs11_key_free(key);
 }
@@ -424,11 +434,12 @@ static void test_rsa_sign(void **state)
 	/* a different message does not verify */
 	context = EVP_MD_CTX_new();
 	assert_int_equal(EVP_DigestVerifyInit(context, NULL, EVP_sha256(), NULL, pkey), 1);
-	assert_int_not_equal(EVP_DigestVerify(context, signature, signature_length, data, sizeof data - 2), 1);
+	assert_int_not_equal(EVP_DigestVerify(context, signature, signature_length, data, sizeof data - 2),
+			     1);
 	EVP_MD_CTX_free(context);
-	assert_int_equal(pkcs11_rsa_sign_sha256(key, data, sizeof data - 1, signature, 100, &signature_length,
-						&error),
-			 LIC_INTERNAL);
+	assert_int_equal(
+	    pkcs11_rsa_sign_sha256(key, data, sizeof data - 1, signature, 100, &signature_length, &error),
+	    LIC_INTERNAL);
 	EVP_PKEY_free(pkey);
 	pkcs11_key_free(key);
 }
@@ -452,7 +463,8 @@ static void test_aes(void **state)
 	assert_memory_not_equal(sealed + sealed_length - sizeof kek, kek, sizeof kek);
 	uint8_t *plain = NULL;
 	size_t plain_length = 0;
-	assert_int_equal(pkcs11_aes_decrypt(key, sealed, sealed_length, &plain, &plain_length, &error), LIC_OK);
+	assert_int_equal(pkcs11_aes_decrypt(key, sealed, sealed_length, &plain, &plain_length, &error),
+			 LIC_OK);
 	assert_int_equal(plain_length, sizeof kek);
 	assert_memory_equal(plain, kek, sizeof kek);
 	secure_free(plain, plain_length);
@@ -467,7 +479,8 @@ static void test_aes(void **state)
 	for (size_t position = 0; position < sealed_length; position += 7) {
 		sealed[position] ^= 0x10;
 		plain = NULL;
-		lic_status status = pkcs11_aes_decrypt(key, sealed, sealed_length, &plain, &plain_length, &error);
+		lic_status status =
+		    pkcs11_aes_decrypt(key, sealed, sealed_length, &plain, &plain_length, &error);
 		assert_int_equal(status, LIC_INTERNAL);
 		assert_null(plain);
 		sealed[position] ^= 0x10;
@@ -476,16 +489,17 @@ static void test_aes(void **state)
 			 LIC_INTERNAL);
 	assert_int_equal(pkcs11_aes_decrypt(key, sealed, 3, &plain, &plain_length, &error), LIC_INTERNAL);
 	/* still fine afterwards */
-	assert_int_equal(pkcs11_aes_decrypt(key, sealed, sealed_length, &plain, &plain_length, &error), LIC_OK);
+	assert_int_equal(pkcs11_aes_decrypt(key, sealed, sealed_length, &plain, &plain_length, &error),
+			 LIC_OK);
 	assert_memory_equal(plain, kek, sizeof kek);
 	secure_free(plain, plain_length);
 	free(sealed);
 	/* the wrong kinds */
 	uint8_t out[8];
 	size_t out_length;
-	assert_int_equal(pkcs11_rsa_oaep_decrypt(key, label, 1, out, sizeof out, out, sizeof out, &out_length,
-						 &error),
-			 LIC_USAGE);
+	assert_int_equal(
+	    pkcs11_rsa_oaep_decrypt(key, label, 1, out, sizeof out, out, sizeof out, &out_length, &error),
+	    LIC_USAGE);
 	struct pkcs11_key *none = NULL;
 	assert_int_equal(pkcs11_key_open(AES_URI, MODULE, PKCS11_KEY_RSA, &none, &error), LIC_UNKNOWN_KEY);
 	assert_null(none);
@@ -499,39 +513,46 @@ static void test_refusals(void **state)
 	struct pkcs11_key *key = NULL;
 	lic_error error = {0};
 	/* wrong PIN: the CKR name, never the PIN */
-	assert_int_equal(pkcs11_key_open(TOKEN ";object=rsa-one?pin-value=4321zq", MODULE, PKCS11_KEY_RSA, &key,
-					 &error),
-			 LIC_INTERNAL);
+	assert_int_equal(
+	    pkcs11_key_open(TOKEN ";object=rsa-one?pin-value=4321zq", MODULE, PKCS11_KEY_RSA, &key, &error),
+	    LIC_INTERNAL);
 	assert_null(key);
 	assert_non_null(strstr(error.message, "CKR_PIN_INCORRECT"));
 	assert_null(strstr(error.message, "4321zq"));
 	/* no PIN at all */
-	assert_int_equal(pkcs11_key_open(TOKEN ";object=rsa-one", MODULE, PKCS11_KEY_RSA, &key, &error), LIC_USAGE);
+	assert_int_equal(pkcs11_key_open(TOKEN ";object=rsa-one", MODULE, PKCS11_KEY_RSA, &key, &error),
+			 LIC_USAGE);
 	/* unknown object, unknown token */
-	assert_int_equal(pkcs11_key_open(TOKEN ";object=nobody?pin-value=" PIN, MODULE, PKCS11_KEY_RSA, &key,
-					 &error),
-			 LIC_UNKNOWN_KEY);
+	assert_int_equal(
+	    pkcs11_key_open(TOKEN ";object=nobody?pin-value=" PIN, MODULE, PKCS11_KEY_RSA, &key, &error),
+	    LIC_UNKNOWN_KEY);
 	assert_null(strstr(error.message, PIN));
-	assert_int_equal(pkcs11_key_open(TOKEN ";object=rsa-one;id=%09?pin-value=" PIN, MODULE, PKCS11_KEY_RSA,
-					 &key, &error),
+	assert_int_equal(pkcs11_key_open(TOKEN ";object=rsa-one;id=%09?pin-value=" PIN, MODULE,
+					 PKCS11_KEY_RSA, &key, &error),
 			 LIC_UNKNOWN_KEY);
 	assert_int_equal(pkcs11_key_open("pkcs11:token=elsewhere;object=rsa-one?pin-value=" PIN, MODULE,
 					 PKCS11_KEY_RSA, &key, &error),
 			 LIC_UNKNOWN_KEY);
+	/* type= must agree with the kind asked for */
+	assert_int_equal(pkcs11_key_open(TOKEN ";object=aes-one;type=private?pin-value=" PIN, MODULE,
+					 PKCS11_KEY_AES, &key, &error),
+			 LIC_USAGE);
+	pkcs11_key_free(open_key(TOKEN ";object=aes-one;type=secret-key?pin-value=" PIN, PKCS11_KEY_AES));
 	/* modules */
 	assert_int_equal(pkcs11_key_open(RSA_URI, "/nonexistent/libnothing.so", PKCS11_KEY_RSA, &key, &error),
 			 LIC_IO);
 	assert_int_equal(pkcs11_key_open(RSA_URI, "libsofthsm2.so", PKCS11_KEY_RSA, &key, &error), LIC_USAGE);
 	/* the URI's module-path is used when no module is given */
 	pkcs11_key_free(open_key(RSA_URI "&module-path=" MODULE, PKCS11_KEY_RSA));
-	assert_int_equal(pkcs11_key_open(RSA_URI "&module-path=/nonexistent/x.so", NULL, PKCS11_KEY_RSA, &key,
-					 &error),
-			 LIC_IO);
+	assert_int_equal(
+	    pkcs11_key_open(RSA_URI "&module-path=/nonexistent/x.so", NULL, PKCS11_KEY_RSA, &key, &error),
+	    LIC_IO);
 	/* keygen: an existing label, no label, bad size */
 	assert_int_equal(pkcs11_generate_rsa(RSA_URI, MODULE, 2048, &error), LIC_STATE);
 	assert_int_equal(pkcs11_generate_aes(AES_URI, MODULE, &error), LIC_STATE);
 	assert_int_equal(pkcs11_generate_aes(TOKEN ";id=%07?pin-value=" PIN, MODULE, &error), LIC_USAGE);
-	assert_int_equal(pkcs11_generate_rsa(TOKEN ";object=x?pin-value=" PIN, MODULE, 1000, &error), LIC_USAGE);
+	assert_int_equal(pkcs11_generate_rsa(TOKEN ";object=x?pin-value=" PIN, MODULE, 1000, &error),
+			 LIC_USAGE);
 	assert_null(key);
 }
 
@@ -554,8 +575,7 @@ static void *decrypt_many(void *argument)
 		if (pkcs11_rsa_oaep_decrypt(worker->key, label, sizeof label - 1, worker->ciphertext,
 					    worker->ciphertext_length, out, sizeof out, &out_length,
 					    &error) == LIC_OK &&
-		    out_length == worker->expected_length &&
-		    memcmp(out, worker->expected, out_length) == 0)
+		    out_length == worker->expected_length && memcmp(out, worker->expected, out_length) == 0)
 			worker->correct++;
 	}
 	return NULL;
@@ -573,9 +593,11 @@ static void test_concurrent_decrypts(void **state)
 	pthread_t threads[4];
 	for (int t = 0; t < 4; t++) {
 		memset(messages[t], 0x10 * (t + 1), sizeof messages[t]);
-		size_t length = openssl_oaep_encrypt(pkey, label, sizeof label - 1, messages[t], sizeof messages[t],
-						     ciphertexts[t], sizeof ciphertexts[t]);
-		workers[t] = (struct decrypt_worker){key, ciphertexts[t], length, messages[t], sizeof messages[t], 0};
+		size_t length =
+		    openssl_oaep_encrypt(pkey, label, sizeof label - 1, messages[t], sizeof messages[t],
+					 ciphertexts[t], sizeof ciphertexts[t]);
+		workers[t] =
+		    (struct decrypt_worker){key, ciphertexts[t], length, messages[t], sizeof messages[t], 0};
 	}
 	for (int t = 0; t < 4; t++)
 		assert_int_equal(pthread_create(&threads[t], NULL, decrypt_many, &workers[t]), 0);
@@ -583,6 +605,9 @@ static void test_concurrent_decrypts(void **state)
 		assert_int_equal(pthread_join(threads[t], NULL), 0);
 	for (int t = 0; t < 4; t++)
 		assert_int_equal(workers[t].correct, 200);
+	/* the pool grew to at most one session per thread, and kept them */
+	size_t pooled = pkcs11_key_pooled_sessions(key);
+	assert_true(pooled >= 1 && pooled <= 4);
 	EVP_PKEY_free(pkey);
 	pkcs11_key_free(key);
 }

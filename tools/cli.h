@@ -78,7 +78,7 @@ int command_acquire(int argc, char **argv);
 int command_open(int argc, char **argv);
 int command_bench(int argc, char **argv);
 int command_superuser(int argc, char **argv);
-int command_pkcs11(int argc, char **argv);    /* keygen, show: keys in a PKCS#11 token */
+int command_pkcs11(int argc, char **argv); /* keygen, show: keys in a PKCS#11 token */
 int command_simulate(int argc, char **argv);
 
 #endif

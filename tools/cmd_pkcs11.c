@@ -23,11 +23,8 @@
 #include "keyring/pkcs11.h"
 
 static const struct cli_option_spec pkcs11_options[] = {
-    {"rsa", true, false},
-    {"aes-256", false, false},
-    {"pkcs11-module", true, false},
-    {"pem", false, false},
-    {NULL, false, false},
+    {"rsa", true, false},  {"aes-256", false, false}, {"pkcs11-module", true, false},
+    {"pem", false, false}, {NULL, false, false},
 };
 
 static const char pkcs11_usage[] = "pkcs11 keygen URI (--rsa BITS | --aes-256) [--pkcs11-module PATH]\n"
@@ -122,13 +119,15 @@ static int pkcs11_show(const char *uri, const char *module_path)
 		lic_error aes_error = {0};
 		status = pkcs11_key_open(uri, module_path, PKCS11_KEY_AES, &key, &aes_error);
 		if (status == LIC_OK) {
-			printf("uri: %s\nkind: AES-256 secret key (seals the store's keys in the token)\n", shown);
+			printf(
+			    "uri: %s\nkind: AES secret key (seals the store's keys in the token)\nbits: %d\n",
+			    shown, pkcs11_key_bits(key));
 			pkcs11_key_free(key);
 			return 0;
 		}
 		if (status == LIC_UNKNOWN_KEY)
-			lic_error_set(&error, LIC_UNKNOWN_KEY, "the token holds no RSA private key or AES key named by %s",
-				      shown);
+			lic_error_set(&error, LIC_UNKNOWN_KEY,
+				      "the token holds no RSA private key or AES key named by %s", shown);
 		else
 			error = aes_error;
 	}
@@ -141,9 +140,10 @@ static int pkcs11_show(const char *uri, const char *module_path)
 	} else {
 		printf("uri: %s\nkind: RSA private key\nbits: %d\nkey id: %s\n", shown, pkcs11_key_bits(key),
 		       key_id);
-		printf("oaep: %s\n", pkcs11_key_uses_raw_rsa(key)
-					 ? "raw RSA in the token (CKM_RSA_X_509), OAEP SHA-256 decoding in licensor"
-					 : "in the token (CKM_RSA_PKCS_OAEP, SHA-256, MGF1-SHA-256, label)");
+		printf("oaep: %s\n",
+		       pkcs11_key_uses_raw_rsa(key)
+			   ? "raw RSA in the token (CKM_RSA_X_509), OAEP SHA-256 decoding in licensor"
+			   : "in the token (CKM_RSA_PKCS_OAEP, SHA-256, MGF1-SHA-256, label)");
 	}
 	pkcs11_key_free(key);
 	return exit_status;
@@ -196,17 +196,19 @@ int command_pkcs11(int argc, char **argv)
 	if (cli_parse(argc, argv, "pkcs11", pkcs11_options, &args, &error) != LIC_OK)
 		return cli_fail(&error);
 	if (args.help) {
-		printf("usage: licensor %s\n"
-		       "Keys in a PKCS#11 token (an HSM), named by RFC 7512 URIs such as\n"
-		       "  'pkcs11:token=hsm1;object=tenant-a-v3;id=%%01?pin-source=/run/secrets/hsm-pin'\n"
-		       "  keygen URI --rsa BITS   an RSA key pair (2048, 3072, 4096) for a BYOK key version;\n"
-		       "                          prints its key id\n"
-		       "  keygen URI --aes-256    an AES-256 key to seal the store's keys (a token KEK)\n"
-		       "  show URI                kind, size, key id, and where RSA-OAEP runs\n"
-		       "  show URI --pem          only the public key of an RSA key (PEM SubjectPublicKeyInfo)\n"
-		       "Keys are made in the token, sensitive and not extractable. The module: --pkcs11-module,\n"
-		       "else $LICENSOR_PKCS11_MODULE, else the URI's module-path, else p11-kit's proxy.\n",
-		       pkcs11_usage);
+		printf(
+		    "usage: licensor %s\n"
+		    "Keys in a PKCS#11 token (an HSM), named by RFC 7512 URIs such as\n"
+		    "  'pkcs11:token=hsm1;object=tenant-a-v3;id=%%01?pin-source=/run/secrets/hsm-pin'\n"
+		    "  keygen URI --rsa BITS   an RSA key pair (2048, 3072, 4096) for a BYOK key version;\n"
+		    "                          prints its key id\n"
+		    "  keygen URI --aes-256    an AES-256 key to seal the store's keys (a token KEK)\n"
+		    "  show URI                kind, size, key id, and where RSA-OAEP runs\n"
+		    "  show URI --pem          only the public key of an RSA key (PEM SubjectPublicKeyInfo)\n"
+		    "Keys are made in the token, sensitive and not extractable. The module: "
+		    "--pkcs11-module,\n"
+		    "else $LICENSOR_PKCS11_MODULE, else the URI's module-path, else p11-kit's proxy.\n",
+		    pkcs11_usage);
 		return 0;
 	}
 	if (args.positional_count != 2) {
@@ -229,7 +231,8 @@ int command_pkcs11(int argc, char **argv)
 		}
 		if (pkcs11_uri_check(uri, &error) != LIC_OK)
 			return cli_fail(&error);
-		return cli_flag(&args, "pem") ? pkcs11_show_pem(uri, module_path) : pkcs11_show(uri, module_path);
+		return cli_flag(&args, "pem") ? pkcs11_show_pem(uri, module_path)
+					      : pkcs11_show(uri, module_path);
 	}
 	lic_error_set(&error, LIC_USAGE, "unknown pkcs11 command '%.32s' (use keygen or show)", verb);
 	return cli_fail(&error);
