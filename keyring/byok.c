@@ -75,7 +75,7 @@ lic_status byok_version_from_token(const char *uri, const char *module_path, uin
 	EVP_PKEY *public_key = NULL;
 	char *recorded_uri = NULL;
 	memset(version, 0, sizeof *version);
-	LIC_TRY(pkcs11_uri_check(uri, error));
+	LIC_TRY(pkcs11_uri_check_storable(uri, error));
 	if (module_path != NULL)
 		LIC_TRY(pkcs11_uri_with_module(uri, module_path, &recorded_uri, error));
 	else if ((recorded_uri = strdup(uri)) == NULL)

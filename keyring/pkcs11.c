@@ -224,6 +224,24 @@ void pkcs11_uri_redacted(const char *uri, char *out, size_t size)
 	}
 }
 
+lic_status pkcs11_uri_check_storable(const char *uri, lic_error *error)
+{
+	lic_status status = pkcs11_uri_check(uri, error);
+	if (status != LIC_OK)
+		return status;
+	char *without = malloc(strlen(uri) + 1);
+	if (without == NULL)
+		return lic_error_set(error, LIC_INTERNAL, "out of memory");
+	pkcs11_uri_without_pin(uri, without, strlen(uri) + 1);
+	bool has_pin = strcmp(without, uri) != 0;
+	free(without);
+	if (has_pin)
+		return lic_error_set(error, LIC_USAGE,
+				     "the URI holds pin-value, and the store would record it: give "
+				     "pin-source=FILE (a 0600 file holding the PIN) instead");
+	return LIC_OK;
+}
+
 void pkcs11_uri_without_pin(const char *uri, char *out, size_t size)
 {
 	if (out == NULL || size == 0)

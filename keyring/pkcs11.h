@@ -53,6 +53,10 @@ void pkcs11_uri_redacted(const char *uri, char *out, size_t size);
  * (truncates to size − 1). */
 void pkcs11_uri_without_pin(const char *uri, char *out, size_t size);
 
+/* A URI that the store records (a BYOK version, a token KEK) must not carry
+ * its PIN: LIC_USAGE when it holds pin-value, naming pin-source instead. */
+lic_status pkcs11_uri_check_storable(const char *uri, lic_error *error);
+
 /* `uri` with module-path=<module_path> added (percent-encoded), so that the
  * store remembers which module holds the key. LIC_USAGE when the URI already
  * names another module or module_path is not absolute. *out is malloc()ed. */

@@ -251,7 +251,7 @@ lic_status store_init(const struct store_options *options, struct store **out, l
 		if (options->passphrase_file != NULL || options->kek_file != NULL)
 			LIC_FAIL(error, LIC_USAGE, "give one KEK source: --pkcs11, --kek-file or --passphrase-file");
 		store->world.kek_source = KEK_SOURCE_PKCS11;
-		LIC_TRY(pkcs11_uri_check(options->pkcs11_uri, error));
+		LIC_TRY(pkcs11_uri_check_storable(options->pkcs11_uri, error));
 		if (options->pkcs11_module != NULL)
 			LIC_TRY(pkcs11_uri_with_module(options->pkcs11_uri, options->pkcs11_module,
 						       &store->world.kek_uri, error));

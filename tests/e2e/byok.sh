@@ -86,8 +86,12 @@ check_eq "open gives the published content key" "$(cat doc-1.key)" "$(cat "$E2E_
 
 # ---- refusals that change nothing ----
 refuse UNKNOWN_KEY "a URI naming no object" lic tenant add fabrikam --byok "$TOKEN;object=missing$PIN"
-refuse INTERNAL "a wrong PIN" lic tenant add fabrikam --byok "$TOKEN;object=other?pin-value=0000"
+printf '0000\n' >wrong-pin.txt
+refuse INTERNAL "a wrong PIN" lic tenant add fabrikam --byok "$TOKEN;object=other?pin-source=$E2E_TMP/wrong-pin.txt"
 check "the wrong PIN is not echoed" bash -c '! grep -q 0000 "$1"' _ "$E2E_ERR"
+refuse USAGE "a PIN in the URI would be stored: refused" lic tenant add fabrikam --byok "$TOKEN;object=other?pin-value=5678"
+check "the refusal does not echo the PIN" bash -c '! grep -q 5678 "$1"' _ "$E2E_ERR"
+refuse USAGE "init --pkcs11 with a PIN in the URI" lic init --store pin-store --pkcs11 "$TOKEN;object=store-kek?pin-value=5678"
 refuse USAGE "--byok with --algorithm" lic tenant add fabrikam --algorithm rsa-3072 --byok "$TOKEN;object=other$PIN"
 refuse USAGE "a URI that is not pkcs11:" lic tenant add fabrikam --byok "file:///etc/passwd"
 refuse USAGE "rekey --byok with --algorithm" lic rekey contoso --algorithm rsa-2048 --byok "$TOKEN;object=other$PIN"
@@ -108,6 +112,9 @@ check "rekey to a managed key" lic rekey contoso --immediate
 check "keys list" lic keys list contoso --json
 cp "$E2E_OUT" keys3.json
 check_eq "origins" "byok byok managed" "$(json keys3.json '" ".join(v["origin"] for v in d)')"
+# Version 1, which signed bob's RAC, is about to be destroyed: certify again (version 3 signs).
+check "certify bob again (managed signature)" lic certify contoso --principal bob@contoso.com --pubkey bob.pub.pem
+cp "$E2E_OUT" bob-rac.xml
 check "acquire doc-2 (unwrap in the token, signature managed)" lic acquire --rac bob-rac.xml --pl doc-2.pl.xml
 cp "$E2E_OUT" ul-3.xml
 check "open doc-2" lic open --ul ul-3.xml --user-key bob.pem
@@ -123,7 +130,7 @@ expect_fail INTERNAL "acquire with the token gone" lic acquire --rac bob-rac.xml
 check_match "the sentence names the version and the token" "version 2 of contoso" "$(cat "$E2E_ERR")"
 
 # The server: the detail goes to its log, the client gets a plain 500.
-echo admin-token-e2e >admin.token
+echo admin-token-for-the-byok-e2e-test >admin.token
 chmod 600 admin.token
 lic serve --listen 127.0.0.1:0 --workers 1 --admin-token-file admin.token >serve.out 2>serve.err &
 SERVER=$!
