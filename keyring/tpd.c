@@ -13,9 +13,12 @@
  * refused. Every decrypted key is checked against its public key, the key id
  * and the algorithm before the caller sees it.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
@@ -345,6 +348,39 @@ lic_status tpd_private_key_parse(const char *text, size_t length, char guid[TPD_
 	}
 	*out = key;
 	return LIC_OK;
+}
+
+lic_status tpd_private_key_read_file(const char *path, char guid[TPD_GUID_LENGTH], EVP_PKEY **out,
+				     lic_error *error)
+{
+	lic_status status = LIC_OK;
+	char *text = secure_alloc(TPD_KEY_FILE_MAX_BYTES + 1);
+	size_t length = 0;
+	int fd = -1;
+	if (text == NULL)
+		LIC_FAIL(error, LIC_INTERNAL, "out of secure memory");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		LIC_FAIL(error, LIC_IO, "cannot open %.200s: %s", path, strerror(errno));
+	for (;;) {
+		ssize_t got = read(fd, text + length, TPD_KEY_FILE_MAX_BYTES + 1 - length);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			LIC_FAIL(error, LIC_IO, "cannot read %.200s: %s", path, strerror(errno));
+		if (got == 0)
+			break;
+		length += (size_t)got;
+		if (length > TPD_KEY_FILE_MAX_BYTES)
+			LIC_FAIL(error, LIC_TOO_LARGE, "%.200s is larger than %u bytes", path,
+				 TPD_KEY_FILE_MAX_BYTES);
+	}
+	LIC_TRY(tpd_private_key_parse(text, length, guid, out, error));
+out:
+	if (fd >= 0)
+		close(fd);
+	secure_free(text, TPD_KEY_FILE_MAX_BYTES + 1);
+	return status;
 }
 
 /* ---- RSA-OAEP-SHA256 of the document key ---- */

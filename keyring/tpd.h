@@ -99,6 +99,11 @@ lic_status tpd_public_key_parse(const char *text, size_t length, char guid[TPD_G
 lic_status tpd_private_key_parse(const char *text, size_t length, char guid[TPD_GUID_LENGTH],
 				 EVP_PKEY **out, lic_error *error);
 
+/* Reads a PrivateKey file into secure memory and parses it (its mode is not
+ * checked; the files this code writes are 0600). */
+lic_status tpd_private_key_read_file(const char *path, char guid[TPD_GUID_LENGTH], EVP_PKEY **out,
+				     lic_error *error);
+
 /* The versions that an export takes: active and retained. A BYOK version in
  * one of those states refuses the whole export (LIC_NOT_EXPORTABLE). */
 bool tpd_version_exported(const struct tenant *tenant, const struct key_version *version, int64_t now);
@@ -135,5 +140,22 @@ lic_status tpd_exported_open(const char *xml, size_t xml_length, const char *pas
 lic_status tpd_import_into_tenant(struct tenant *tenant, const struct kek *kek,
 				  const struct tpd_contents *contents, int64_t now, uint32_t *first_number,
 				  lic_error *error);
+
+/* ---- the store transactions (tpd_store.c) ---- */
+
+struct admin_context;
+
+/* Export: under the store lock, loads `tenant`, builds its TPD for
+ * `recipient`, writes it to `path` (0600, atomically) and appends the audit
+ * event "export" (GUID and version list). *versions as in tpd_export. */
+lic_status tpd_export_to_file(const struct admin_context *context, const char *tenant, EVP_PKEY *recipient,
+			      const char *guid, const char *path, char **versions, lic_error *error);
+
+/* Import: under the store lock, loads `tenant` (or creates it, with no active
+ * version, when the store has none), appends every key as retained, saves
+ * and appends the audit event "import". A refusal writes nothing. */
+lic_status tpd_import_to_store(const struct admin_context *context, const char *tenant,
+			       const struct tpd_contents *contents, uint32_t *first_number, bool *created,
+			       lic_error *error);
 
 #endif

@@ -79,5 +79,8 @@ int command_open(int argc, char **argv);
 int command_bench(int argc, char **argv);
 int command_superuser(int argc, char **argv);
 int command_simulate(int argc, char **argv);
+int command_tpd(int argc, char **argv); /* tpd createkey, tpd unwrap */
+int command_export(int argc, char **argv);
+int command_import(int argc, char **argv);
 
 #endif
