@@ -66,7 +66,8 @@ lic_status tpd_guid_new(char guid[TPD_GUID_LENGTH], lic_error *error)
 	bytes[6] = (uint8_t)((bytes[6] & 0x0f) | 0x40); /* version 4 */
 	bytes[8] = (uint8_t)((bytes[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 	hex_encode(bytes, sizeof bytes, hex);
-	snprintf(guid, TPD_GUID_LENGTH, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+	snprintf(guid, TPD_GUID_LENGTH, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16,
+		 hex + 20);
 	return LIC_OK;
 }
 
@@ -142,7 +143,8 @@ static lic_status gcm_seal(const uint8_t key[DOCUMENT_KEY_LENGTH], const uint8_t
 		LIC_FAIL(error, LIC_INTERNAL, "no random bytes for a nonce");
 	if (EVP_EncryptInit_ex(context, EVP_aes_256_gcm(), NULL, key, out) != 1 ||
 	    EVP_EncryptUpdate(context, NULL, &length, aad, (int)aad_length) != 1 ||
-	    EVP_EncryptUpdate(context, out + GCM_NONCE_LENGTH, &length, plaintext, (int)plaintext_length) != 1 ||
+	    EVP_EncryptUpdate(context, out + GCM_NONCE_LENGTH, &length, plaintext, (int)plaintext_length) !=
+		1 ||
 	    EVP_EncryptFinal_ex(context, out + GCM_NONCE_LENGTH + length, &final_length) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_GET_TAG, GCM_TAG_LENGTH,
 				out + GCM_NONCE_LENGTH + plaintext_length) != 1)
@@ -285,24 +287,24 @@ static int no_password(char *buffer, int size, int rwflag, void *user)
 	return 0; /* never prompt: encrypted PEM is refused */
 }
 
-static lic_status key_file_header(const char *text, size_t length, char guid[TPD_GUID_LENGTH], const char *what,
-				  lic_error *error)
+static lic_status key_file_header(const char *text, size_t length, char guid[TPD_GUID_LENGTH],
+				  const char *what, lic_error *error)
 {
 	if (length < 43 || strncmp(text, "Guid: ", 6) != 0 || text[42] != '\n')
 		return lic_error_set(error, LIC_MALFORMED, "%s must start with a line 'Guid: <GUID>'", what);
 	memcpy(guid, text + 6, 36);
 	guid[36] = '\0';
 	if (!tpd_guid_valid(guid))
-		return lic_error_set(error, LIC_MALFORMED, "%s: the Guid line does not hold a lowercase UUID v4",
-				     what);
+		return lic_error_set(error, LIC_MALFORMED,
+				     "%s: the Guid line does not hold a lowercase UUID v4", what);
 	return LIC_OK;
 }
 
 static lic_status check_recipient_key(EVP_PKEY *key, const char *what, lic_error *error)
 {
 	if (EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA || EVP_PKEY_get_bits(key) < 2048)
-		return lic_error_set(error, LIC_UNSUPPORTED_VERSION, "%s must hold an RSA key of 2048 bits or more",
-				     what);
+		return lic_error_set(error, LIC_UNSUPPORTED_VERSION,
+				     "%s must hold an RSA key of 2048 bits or more", what);
 	return LIC_OK;
 }
 
@@ -328,8 +330,8 @@ lic_status tpd_public_key_parse(const char *text, size_t length, char guid[TPD_G
 	return LIC_OK;
 }
 
-lic_status tpd_private_key_parse(const char *text, size_t length, char guid[TPD_GUID_LENGTH],
-				 EVP_PKEY **out, lic_error *error)
+lic_status tpd_private_key_parse(const char *text, size_t length, char guid[TPD_GUID_LENGTH], EVP_PKEY **out,
+				 lic_error *error)
 {
 	lic_status status = key_file_header(text, length, guid, "the private key file", error);
 	if (status != LIC_OK)
@@ -436,12 +438,13 @@ static lic_status add_keys(xmlNodePtr root, const struct tpd_contents *contents,
 		LIC_TRY(xml_set_attribute(node, "State", state_names[entry->state], error));
 		LIC_TRY(xml_set_attribute(node, "Compromised", entry->compromised ? "true" : "false", error));
 		LIC_TRY(xml_set_attribute_time(node, "CreatedAt", entry->created_at, error));
-		LIC_TRY(xml_add_base64_child(node, "PublicKey", entry->public_key_der, entry->public_key_length,
-					     NULL, error));
+		LIC_TRY(xml_add_base64_child(node, "PublicKey", entry->public_key_der,
+					     entry->public_key_length, NULL, error));
 		size_t aad_length = key_aad(label, contents, entry->number, entry->key_id, aad);
-		LIC_TRY(gcm_seal(key, aad, aad_length, entry->private_key_der, entry->private_key_length, &sealed,
-				 &sealed_length, error));
-		LIC_TRY(xml_add_base64_child(node, "EncryptedPrivateKey", sealed, sealed_length, NULL, error));
+		LIC_TRY(gcm_seal(key, aad, aad_length, entry->private_key_der, entry->private_key_length,
+				 &sealed, &sealed_length, error));
+		LIC_TRY(
+		    xml_add_base64_child(node, "EncryptedPrivateKey", sealed, sealed_length, NULL, error));
 		free(sealed);
 		sealed = NULL;
 	}
@@ -450,8 +453,8 @@ out:
 	return status;
 }
 
-static lic_status new_document(const char *root_name, const struct tpd_contents *contents, xmlDocPtr *document,
-			       xmlNodePtr *root, lic_error *error)
+static lic_status new_document(const char *root_name, const struct tpd_contents *contents,
+			       xmlDocPtr *document, xmlNodePtr *root, lic_error *error)
 {
 	lic_status status = LIC_OK;
 	*document = xmlNewDoc((const xmlChar *)"1.0");
@@ -505,8 +508,8 @@ static lic_status parse_header(const char *xml, size_t xml_length, const char *r
 	LIC_TRY(xml_document_root(*document, root_name, root, error));
 	LIC_TRY(xml_attribute(*root, "Format", false, &text, error));
 	if (strcmp(text, "1") != 0)
-		LIC_FAIL(error, LIC_UNSUPPORTED_VERSION, "%s has Format %.20s; this licensor reads Format 1", what,
-			 text);
+		LIC_FAIL(error, LIC_UNSUPPORTED_VERSION, "%s has Format %.20s; this licensor reads Format 1",
+			 what, text);
 	xmlFree(text);
 	text = NULL;
 	LIC_TRY(xml_attribute(*root, "Guid", false, &text, error));
@@ -572,15 +575,16 @@ static lic_status check_key_pair(const struct tpd_key *entry, lic_error *error)
 	uint8_t *spki = NULL;
 	size_t spki_length = 0;
 	enum key_algorithm algorithm;
-	LIC_TRY(key_material_from_private_der(entry->private_key_der, entry->private_key_length, &key, error));
+	LIC_TRY(
+	    key_material_from_private_der(entry->private_key_der, entry->private_key_length, &key, error));
 	LIC_TRY(key_material_public_der(key, &spki, &spki_length, error));
 	if (spki_length != entry->public_key_length || memcmp(spki, entry->public_key_der, spki_length) != 0)
 		LIC_FAIL(error, LIC_MALFORMED, "key %u: the private key does not match its public key",
 			 entry->number);
 	LIC_TRY(key_material_algorithm_of(key, &algorithm, error));
 	if (algorithm != entry->algorithm)
-		LIC_FAIL(error, LIC_MALFORMED, "key %u: the key is %s, not %s as its Algorithm says", entry->number,
-			 key_algorithm_name(algorithm), key_algorithm_name(entry->algorithm));
+		LIC_FAIL(error, LIC_MALFORMED, "key %u: the key is %s, not %s as its Algorithm says",
+			 entry->number, key_algorithm_name(algorithm), key_algorithm_name(entry->algorithm));
 out:
 	free(spki);
 	EVP_PKEY_free(key);
@@ -619,8 +623,8 @@ static lic_status read_keys(xmlNodePtr root, struct tpd_contents *contents, cons
 		LIC_TRY(parse_state(node, &entry->state, error));
 		LIC_TRY(xml_attribute_bool(node, "Compromised", false, &entry->compromised, error));
 		LIC_TRY(xml_attribute_time(node, "CreatedAt", false, &entry->created_at, error));
-		LIC_TRY(xml_child_base64(node, "PublicKey", false, &entry->public_key_der, &entry->public_key_length,
-					 error));
+		LIC_TRY(xml_child_base64(node, "PublicKey", false, &entry->public_key_der,
+					 &entry->public_key_length, error));
 		key_id_of_spki(entry->public_key_der, entry->public_key_length, computed);
 		if (memcmp(computed, entry->key_id, KEY_ID_LENGTH) != 0)
 			LIC_FAIL(error, LIC_MALFORMED, "key %u: KeyId is not the hash of its public key",
@@ -674,7 +678,8 @@ static lic_status contents_from_tenant(const struct tenant *tenant, const struct
 		count++;
 	}
 	if (count == 0)
-		LIC_FAIL(error, LIC_STATE, "tenant %s has no active or retained version to export", tenant->name);
+		LIC_FAIL(error, LIC_STATE, "tenant %s has no active or retained version to export",
+			 tenant->name);
 	if (count > TPD_KEYS_MAX)
 		LIC_FAIL(error, LIC_TOO_LARGE, "tenant %s has more than %d versions to export", tenant->name,
 			 TPD_KEYS_MAX);
@@ -702,7 +707,8 @@ static lic_status contents_from_tenant(const struct tenant *tenant, const struct
 		memcpy(entry->public_key_der, version->public_key_der, version->public_key_length);
 		entry->public_key_length = version->public_key_length;
 		LIC_TRY(store_open_private_key(kek, tenant->name, version, &key, error));
-		LIC_TRY(key_material_private_der(key, &entry->private_key_der, &entry->private_key_length, error));
+		LIC_TRY(key_material_private_der(key, &entry->private_key_der, &entry->private_key_length,
+						 error));
 		EVP_PKEY_free(key);
 		key = NULL;
 	}
@@ -714,8 +720,9 @@ out:
 	return status;
 }
 
-lic_status tpd_export(const struct tenant *tenant, const struct kek *kek, const char *guid, EVP_PKEY *recipient,
-		      int64_t now, char **xml, size_t *xml_length, char **versions, lic_error *error)
+lic_status tpd_export(const struct tenant *tenant, const struct kek *kek, const char *guid,
+		      EVP_PKEY *recipient, int64_t now, char **xml, size_t *xml_length, char **versions,
+		      lic_error *error)
 {
 	lic_status status = LIC_OK;
 	struct tpd_contents *contents = NULL;
@@ -756,7 +763,8 @@ lic_status tpd_export(const struct tenant *tenant, const struct kek *kek, const 
 			LIC_FAIL(error, LIC_INTERNAL, "out of memory");
 		list[0] = '\0';
 		for (size_t i = 0; i < contents->key_count; i++)
-			at += (size_t)snprintf(list + at, size - at, "%s%u", i ? "," : "", contents->keys[i].number);
+			at += (size_t)snprintf(list + at, size - at, "%s%u", i ? "," : "",
+					       contents->keys[i].number);
 	}
 	LIC_TRY(finish_document(document, xml, xml_length, error));
 	if (versions != NULL) {
@@ -791,13 +799,13 @@ lic_status tpd_unwrap(const char *xml, size_t xml_length, EVP_PKEY *recipient, c
 	if (document_key == NULL)
 		LIC_FAIL(error, LIC_INTERNAL, "out of secure memory");
 	LIC_TRY(check_recipient_key(recipient, "the private key file", error));
-	LIC_TRY(parse_header(xml, xml_length, "TrustedPublishingDomain", "the TPD", expected_guid, &document, &root,
-			     &contents, error));
+	LIC_TRY(parse_header(xml, xml_length, "TrustedPublishingDomain", "the TPD", expected_guid, &document,
+			     &root, &contents, error));
 	LIC_TRY(xml_child(root, "WrappedKey", false, &node, error));
 	LIC_TRY(xml_attribute(node, "Algorithm", false, &text, error));
 	if (strcmp(text, "rsa-oaep-sha256") != 0)
-		LIC_FAIL(error, LIC_UNSUPPORTED_VERSION, "the TPD's key is wrapped with %.40s, not rsa-oaep-sha256",
-			 text);
+		LIC_FAIL(error, LIC_UNSUPPORTED_VERSION,
+			 "the TPD's key is wrapped with %.40s, not rsa-oaep-sha256", text);
 	xmlFree(text);
 	text = NULL;
 	LIC_TRY(key_material_public_der(recipient, &spki, &spki_length, error));
@@ -805,16 +813,17 @@ lic_status tpd_unwrap(const char *xml, size_t xml_length, EVP_PKEY *recipient, c
 	hex_encode(recipient_id, KEY_ID_LENGTH, recipient_hex);
 	LIC_TRY(xml_attribute(node, "RecipientKeyId", false, &text, error));
 	if (strcmp(text, recipient_hex) != 0)
-		LIC_FAIL(error, LIC_USAGE, "the TPD was encrypted to key %.40s, not to this private key (%s)", text,
-			 recipient_hex);
+		LIC_FAIL(error, LIC_USAGE, "the TPD was encrypted to key %.40s, not to this private key (%s)",
+			 text, recipient_hex);
 	LIC_TRY(xml_child_base64(root, "WrappedKey", false, &wrapped, &wrapped_length, error));
 	LIC_TRY(oaep_context(recipient, false, contents->guid, &context, error));
 	key_length = 512;
 	if (wrapped_length > 1024 ||
 	    EVP_PKEY_decrypt(context, document_key, &key_length, wrapped, wrapped_length) != 1 ||
 	    key_length != DOCUMENT_KEY_LENGTH)
-		LIC_FAIL(error, LIC_MALFORMED,
-			 "the TPD's wrapped key does not decrypt with this private key: the file was altered");
+		LIC_FAIL(
+		    error, LIC_MALFORMED,
+		    "the TPD's wrapped key does not decrypt with this private key: the file was altered");
 	LIC_TRY(read_keys(root, contents, TPD_LABEL, document_key, error));
 	*out = contents;
 	contents = NULL;
@@ -932,8 +941,8 @@ lic_status tpd_exported_open(const char *xml, size_t xml_length, const char *pas
 		LIC_FAIL(error, LIC_INTERNAL, "out of secure memory");
 	if (password_length == 0 || password_length > TPD_PASSWORD_MAX)
 		LIC_FAIL(error, LIC_USAGE, "the password file holds no password line");
-	LIC_TRY(parse_header(xml, xml_length, "ExportedTrustedPublishingDomain", "the ExportedTPD", expected_guid,
-			     &document, &root, &contents, error));
+	LIC_TRY(parse_header(xml, xml_length, "ExportedTrustedPublishingDomain", "the ExportedTPD",
+			     expected_guid, &document, &root, &contents, error));
 	LIC_TRY(xml_child(root, "Kdf", false, &node, error));
 	LIC_TRY(xml_attribute(node, "Algorithm", false, &text, error));
 	if (strcmp(text, "scrypt") != 0)
@@ -948,12 +957,13 @@ lic_status tpd_exported_open(const char *xml, size_t xml_length, const char *pas
 	LIC_TRY(xml_attribute(node, "Salt", false, &text, error));
 	if (base64_decode(text, strlen(text), &salt, &salt_length, error) != LIC_OK ||
 	    salt_length != TPD_SALT_LENGTH)
-		LIC_FAIL(error, LIC_MALFORMED, "the ExportedTPD's Salt is not %d bytes of base64", TPD_SALT_LENGTH);
+		LIC_FAIL(error, LIC_MALFORMED, "the ExportedTPD's Salt is not %d bytes of base64",
+			 TPD_SALT_LENGTH);
 	LIC_TRY(xml_child_base64(root, "PasswordCheck", false, &check, &check_length, error));
 	LIC_TRY(derive_key(password, password_length, salt, &parameters, document_key, error));
 	size_t aad_length = key_aad(EXPORTED_LABEL, contents, 0, NULL, aad);
-	if (gcm_open(document_key, aad, aad_length, check, check_length, &opened, &opened_length, "password check",
-		     &ignored) != LIC_OK ||
+	if (gcm_open(document_key, aad, aad_length, check, check_length, &opened, &opened_length,
+		     "password check", &ignored) != LIC_OK ||
 	    opened_length != strlen(PASSWORD_CHECK_TEXT) ||
 	    memcmp(opened, PASSWORD_CHECK_TEXT, opened_length) != 0)
 		LIC_FAIL(error, LIC_UNAUTHORIZED,
@@ -1022,7 +1032,8 @@ lic_status tpd_import_into_tenant(struct tenant *tenant, const struct kek *kek,
 			LIC_FAIL(error, LIC_INTERNAL, "out of memory");
 		memcpy(version->public_key_der, entry->public_key_der, entry->public_key_length);
 		version->public_key_length = entry->public_key_length;
-		LIC_TRY(key_material_from_private_der(entry->private_key_der, entry->private_key_length, &key, error));
+		LIC_TRY(key_material_from_private_der(entry->private_key_der, entry->private_key_length, &key,
+						      error));
 		LIC_TRY(store_seal_private_key(kek, tenant->name, version, key, error));
 		EVP_PKEY_free(key);
 		key = NULL;
@@ -1051,7 +1062,8 @@ out:
 		for (size_t i = 0; i < owned; i++) {
 			free(versions[i].public_key_der);
 			if (versions[i].sealed_private_key != NULL)
-				OPENSSL_cleanse(versions[i].sealed_private_key, versions[i].sealed_private_key_length);
+				OPENSSL_cleanse(versions[i].sealed_private_key,
+						versions[i].sealed_private_key_length);
 			free(versions[i].sealed_private_key);
 		}
 	}

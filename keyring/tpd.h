@@ -36,9 +36,9 @@
 #define TPD_FILE_MAX_BYTES (32u * 1024 * 1024)
 #define TPD_KEY_FILE_MAX_BYTES (64u * 1024)
 #define TPD_KEYS_MAX 10000
-#define TPD_PASSWORD_BYTES 24   /* 192 bits from RAND_bytes */
-#define TPD_PASSWORD_LENGTH 32  /* base64url of 24 bytes, no padding */
-#define TPD_PASSWORD_MAX 1024   /* longest password line accepted */
+#define TPD_PASSWORD_BYTES 24  /* 192 bits from RAND_bytes */
+#define TPD_PASSWORD_LENGTH 32 /* base64url of 24 bytes, no padding */
+#define TPD_PASSWORD_MAX 1024  /* longest password line accepted */
 #define TPD_SCRYPT_N_MIN (1u << 10)
 #define TPD_SCRYPT_N_MAX (1u << 20)
 #define TPD_SCRYPT_R_MAX 16
@@ -96,8 +96,8 @@ lic_status tpd_recipient_key_create(enum key_algorithm algorithm, char guid[TPD_
 /* Reads a PublicKey / PrivateKey file's text: the GUID line and the key. */
 lic_status tpd_public_key_parse(const char *text, size_t length, char guid[TPD_GUID_LENGTH], EVP_PKEY **out,
 				lic_error *error);
-lic_status tpd_private_key_parse(const char *text, size_t length, char guid[TPD_GUID_LENGTH],
-				 EVP_PKEY **out, lic_error *error);
+lic_status tpd_private_key_parse(const char *text, size_t length, char guid[TPD_GUID_LENGTH], EVP_PKEY **out,
+				 lic_error *error);
 
 /* Reads a PrivateKey file into secure memory and parses it (its mode is not
  * checked; the files this code writes are 0600). */
@@ -113,8 +113,9 @@ bool tpd_version_exported(const struct tenant *tenant, const struct key_version 
  * RSA key). *xml: new buffer (free()). *versions (optional): a new string
  * listing the exported version numbers, e.g. "1,2" (free()). A disabled
  * tenant may be exported (an unsubscribing organisation takes its keys). */
-lic_status tpd_export(const struct tenant *tenant, const struct kek *kek, const char *guid, EVP_PKEY *recipient,
-		      int64_t now, char **xml, size_t *xml_length, char **versions, lic_error *error);
+lic_status tpd_export(const struct tenant *tenant, const struct kek *kek, const char *guid,
+		      EVP_PKEY *recipient, int64_t now, char **xml, size_t *xml_length, char **versions,
+		      lic_error *error);
 
 /* Decrypts a TPD with the recipient's private key. The document's GUID must
  * be expected_guid (when not NULL). */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "admin.h"
 #include "audit.h"
@@ -68,7 +69,8 @@ static void version_detail(char detail[DETAIL_MAX], const char *guid, const char
 	if (strlen(list) + 128 < DETAIL_MAX)
 		snprintf(detail, DETAIL_MAX, "guid %s; %sversions %s", guid, prefix, list);
 	else
-		snprintf(detail, DETAIL_MAX, "guid %s; %s%zu versions, %u to %u", guid, prefix, count, first, last);
+		snprintf(detail, DETAIL_MAX, "guid %s; %s%zu versions, %u to %u", guid, prefix, count, first,
+			 last);
 }
 
 lic_status tpd_export_to_file(const struct admin_context *context, const char *name, EVP_PKEY *recipient,
@@ -87,12 +89,18 @@ lic_status tpd_export_to_file(const struct admin_context *context, const char *n
 	/* Export reads only: a rollout complete by the clock is applied in
 	 * memory so that its from version exports as retained. */
 	lifecycle_settle(tenant, now);
-	LIC_TRY(tpd_export(tenant, context->store->kek, guid, recipient, now, &xml, &xml_length, &list, error));
+	LIC_TRY(
+	    tpd_export(tenant, context->store->kek, guid, recipient, now, &xml, &xml_length, &list, error));
 	LIC_TRY(file_write_atomic(path, xml, xml_length, 0600, 0, error));
 	const char *last_comma = strrchr(list, ',');
 	version_detail(detail, guid, "", list, 0, (uint32_t)strtoul(list, NULL, 10),
 		       (uint32_t)strtoul(last_comma ? last_comma + 1 : list, NULL, 10));
-	LIC_TRY(record(context, "export", name, detail, now, false, error));
+	status = record(context, "export", name, detail, now, false, error);
+	if (status != LIC_OK) {
+		/* No TPD leaves the store without its audit line. */
+		unlink(path);
+		goto out;
+	}
 	if (versions != NULL) {
 		*versions = list;
 		list = NULL;
@@ -143,8 +151,8 @@ lic_status tpd_import_to_store(const struct admin_context *context, const char *
 	for (size_t i = 0; i < contents->key_count; i++)
 		at += (size_t)snprintf(list + at, size - at, "%s%zu (exported %u)", i ? "," : "", first + i,
 				       contents->keys[i].number);
-	version_detail(detail, contents->guid, is_new ? "created the tenant; " : "", list, contents->key_count,
-		       first, first + (uint32_t)contents->key_count - 1);
+	version_detail(detail, contents->guid, is_new ? "created the tenant; " : "", list,
+		       contents->key_count, first, first + (uint32_t)contents->key_count - 1);
 	LIC_TRY(record(context, "import", name, detail, now, false, error));
 	if (first_number != NULL)
 		*first_number = first;

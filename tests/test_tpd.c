@@ -53,8 +53,9 @@ static void add_version(struct tenant *tenant, const struct kek *kek, lic_key_st
 {
 	struct key_version version;
 	uint32_t number = (uint32_t)tenant->version_count + 1;
-	assert_int_equal(store_generate_version(kek, tenant->name, number, KEY_ALGORITHM_RSA_2048, &version, NULL),
-			 LIC_OK);
+	assert_int_equal(
+	    store_generate_version(kek, tenant->name, number, KEY_ALGORITHM_RSA_2048, &version, NULL),
+	    LIC_OK);
 	version.state = state;
 	version.state_before_revoke = state;
 	version.created_at = NOW - 1000 + number;
@@ -75,25 +76,29 @@ static int group_setup(void **state)
 	w->tenant = tenant_new("contoso", NOW - 2000);
 	add_version(w->tenant, w->kek, LIC_KEY_STATE_RETAINED);
 	add_version(w->tenant, w->kek, LIC_KEY_STATE_ACTIVE);
-	assert_int_equal(tpd_recipient_key_create(KEY_ALGORITHM_RSA_2048, w->guid, &w->public_text, &w->public_length,
-						  &w->private_text, &w->private_length, &error),
+	assert_int_equal(tpd_recipient_key_create(KEY_ALGORITHM_RSA_2048, w->guid, &w->public_text,
+						  &w->public_length, &w->private_text, &w->private_length,
+						  &error),
 			 LIC_OK);
-	assert_int_equal(tpd_public_key_parse(w->public_text, w->public_length, guid, &w->recipient_public, &error),
-			 LIC_OK);
+	assert_int_equal(
+	    tpd_public_key_parse(w->public_text, w->public_length, guid, &w->recipient_public, &error),
+	    LIC_OK);
 	assert_string_equal(guid, w->guid);
 	assert_int_equal(
-	    tpd_private_key_parse(w->private_text, w->private_length, guid, &w->recipient_private, &error), LIC_OK);
+	    tpd_private_key_parse(w->private_text, w->private_length, guid, &w->recipient_private, &error),
+	    LIC_OK);
 	assert_string_equal(guid, w->guid);
 	char *versions = NULL;
-	assert_int_equal(tpd_export(w->tenant, w->kek, w->guid, w->recipient_public, NOW, &w->tpd, &w->tpd_length,
-				    &versions, &error),
+	assert_int_equal(tpd_export(w->tenant, w->kek, w->guid, w->recipient_public, NOW, &w->tpd,
+				    &w->tpd_length, &versions, &error),
 			 LIC_OK);
 	assert_string_equal(versions, "1,2");
 	free(versions);
 	struct tpd_contents *contents = NULL;
-	assert_int_equal(tpd_unwrap(w->tpd, w->tpd_length, w->recipient_private, w->guid, &contents, &error), LIC_OK);
-	assert_int_equal(tpd_exported_build(contents, &fast_scrypt, &w->password, &w->exported, &w->exported_length,
-					    &error),
+	assert_int_equal(tpd_unwrap(w->tpd, w->tpd_length, w->recipient_private, w->guid, &contents, &error),
+			 LIC_OK);
+	assert_int_equal(tpd_exported_build(contents, &fast_scrypt, &w->password, &w->exported,
+					    &w->exported_length, &error),
 			 LIC_OK);
 	tpd_contents_free(contents);
 	*state = w;
@@ -152,8 +157,8 @@ static void private_der_of(const struct tenant *tenant, const struct kek *kek, u
 			   size_t *length)
 {
 	EVP_PKEY *key = NULL;
-	assert_int_equal(store_open_private_key(kek, tenant->name, tenant_version(tenant, number), &key, NULL),
-			 LIC_OK);
+	assert_int_equal(
+	    store_open_private_key(kek, tenant->name, tenant_version(tenant, number), &key, NULL), LIC_OK);
 	assert_int_equal(key_material_private_der(key, der, length, NULL), LIC_OK);
 	EVP_PKEY_free(key);
 }
@@ -162,9 +167,9 @@ static struct tpd_contents *open_exported(struct world_state *w, const char *xml
 {
 	struct tpd_contents *contents = NULL;
 	lic_error error = {0};
-	assert_int_equal(tpd_exported_open(xml, strlen(xml), w->password, TPD_PASSWORD_LENGTH, w->guid, &contents,
-					   &error),
-			 expected);
+	assert_int_equal(
+	    tpd_exported_open(xml, strlen(xml), w->password, TPD_PASSWORD_LENGTH, w->guid, &contents, &error),
+	    expected);
 	if (expected != LIC_OK)
 		assert_null(contents);
 	return contents;
@@ -233,7 +238,8 @@ static void test_round_trip_and_import(void **state)
 	struct tenant *fabrikam = tenant_new("fabrikam", NOW);
 	add_version(fabrikam, w->other_kek, LIC_KEY_STATE_ACTIVE);
 	uint32_t first = 0;
-	assert_int_equal(tpd_import_into_tenant(fabrikam, w->other_kek, contents, NOW + 5, &first, &error), LIC_OK);
+	assert_int_equal(tpd_import_into_tenant(fabrikam, w->other_kek, contents, NOW + 5, &first, &error),
+			 LIC_OK);
 	assert_int_equal(first, 2);
 	assert_int_equal(fabrikam->version_count, 3);
 	for (uint32_t i = 0; i < 2; i++) {
@@ -254,7 +260,8 @@ static void test_round_trip_and_import(void **state)
 		secure_free(original, original_length);
 	}
 	/* The same keys again: STATE, and the tenant is as it was. */
-	assert_int_equal(tpd_import_into_tenant(fabrikam, w->other_kek, contents, NOW + 6, &first, &error), LIC_STATE);
+	assert_int_equal(tpd_import_into_tenant(fabrikam, w->other_kek, contents, NOW + 6, &first, &error),
+			 LIC_STATE);
 	assert_non_null(strstr(error.message, "already version 2"));
 	assert_int_equal(fabrikam->version_count, 3);
 	tenant_free(fabrikam);
@@ -269,13 +276,13 @@ static void test_wrong_password(void **state)
 	char wrong[TPD_PASSWORD_LENGTH + 1];
 	memcpy(wrong, w->password, sizeof wrong);
 	wrong[3] = wrong[3] == 'x' ? 'y' : 'x';
-	assert_int_equal(tpd_exported_open(w->exported, w->exported_length, wrong, TPD_PASSWORD_LENGTH, w->guid,
-					   &contents, &error),
+	assert_int_equal(tpd_exported_open(w->exported, w->exported_length, wrong, TPD_PASSWORD_LENGTH,
+					   w->guid, &contents, &error),
 			 LIC_UNAUTHORIZED);
 	assert_null(contents);
 	assert_non_null(strstr(error.message, "wrong password"));
-	assert_int_equal(tpd_exported_open(w->exported, w->exported_length, "", 0, w->guid, &contents, &error),
-			 LIC_USAGE);
+	assert_int_equal(
+	    tpd_exported_open(w->exported, w->exported_length, "", 0, w->guid, &contents, &error), LIC_USAGE);
 }
 
 static void test_flipped_ciphertext_byte(void **state)
@@ -304,8 +311,9 @@ static void test_flipped_ciphertext_byte(void **state)
 	tampered = strdup(w->tpd);
 	char *text = strchr(tampered + (wrapped - w->tpd), '>') + 1;
 	text[30] = text[30] == 'A' ? 'B' : 'A';
-	assert_int_equal(tpd_unwrap(tampered, strlen(tampered), w->recipient_private, w->guid, &contents, &error),
-			 LIC_MALFORMED);
+	assert_int_equal(
+	    tpd_unwrap(tampered, strlen(tampered), w->recipient_private, w->guid, &contents, &error),
+	    LIC_MALFORMED);
 	free(tampered);
 }
 
@@ -320,18 +328,20 @@ static void test_changed_guid_attribute(void **state)
 	snprintf(to, sizeof to, "Guid=\"%s\"", other);
 	char *tampered = replace_once(w->tpd, from, to);
 	/* Expected GUID given (the key file's): a mismatch, named. */
-	assert_int_equal(tpd_unwrap(tampered, strlen(tampered), w->recipient_private, w->guid, &contents, &error),
-			 LIC_USAGE);
+	assert_int_equal(
+	    tpd_unwrap(tampered, strlen(tampered), w->recipient_private, w->guid, &contents, &error),
+	    LIC_USAGE);
 	assert_non_null(strstr(error.message, other));
 	/* Not given: the OAEP label and every AAD bind the GUID. */
-	assert_int_equal(tpd_unwrap(tampered, strlen(tampered), w->recipient_private, NULL, &contents, &error),
-			 LIC_MALFORMED);
+	assert_int_equal(
+	    tpd_unwrap(tampered, strlen(tampered), w->recipient_private, NULL, &contents, &error),
+	    LIC_MALFORMED);
 	assert_null(contents);
 	free(tampered);
 	tampered = replace_once(w->exported, from, to);
 	struct tpd_contents *opened = NULL;
-	assert_int_equal(tpd_exported_open(tampered, strlen(tampered), w->password, TPD_PASSWORD_LENGTH, NULL, &opened,
-					   &error),
+	assert_int_equal(tpd_exported_open(tampered, strlen(tampered), w->password, TPD_PASSWORD_LENGTH, NULL,
+					   &opened, &error),
 			 LIC_UNAUTHORIZED);
 	assert_null(opened);
 	open_exported(w, tampered, LIC_USAGE);
@@ -344,8 +354,9 @@ static void test_changed_tenant(void **state)
 	struct tpd_contents *contents = NULL;
 	lic_error error = {0};
 	char *tampered = replace_once(w->tpd, "Tenant=\"contoso\"", "Tenant=\"contosp\"");
-	assert_int_equal(tpd_unwrap(tampered, strlen(tampered), w->recipient_private, w->guid, &contents, &error),
-			 LIC_MALFORMED);
+	assert_int_equal(
+	    tpd_unwrap(tampered, strlen(tampered), w->recipient_private, w->guid, &contents, &error),
+	    LIC_MALFORMED);
 	assert_null(contents);
 	free(tampered);
 	tampered = replace_once(w->exported, "Tenant=\"contoso\"", "Tenant=\"contosp\"");
@@ -437,7 +448,8 @@ static void test_key_file_of_another_exchange(void **state)
 	assert_int_equal(tpd_private_key_parse(edited, private_length, parsed, &again, &error), LIC_OK);
 	assert_string_not_equal(parsed, guid);
 	EVP_PKEY_free(again);
-	assert_int_equal(tpd_private_key_parse("Guid: nonsense\n", 15, parsed, &again, &error), LIC_MALFORMED);
+	assert_int_equal(tpd_private_key_parse("Guid: nonsense\n", 15, parsed, &again, &error),
+			 LIC_MALFORMED);
 	free(edited);
 	EVP_PKEY_free(other);
 	free(public_text);
@@ -451,7 +463,8 @@ static void test_byok_version_not_exportable(void **state)
 	add_version(tenant, w->kek, LIC_KEY_STATE_RETAINED);
 	/* Version 2: BYOK, the key behind a PKCS#11 URI, no sealed key. */
 	struct key_version version;
-	assert_int_equal(store_generate_version(w->kek, "hsmco", 2, KEY_ALGORITHM_RSA_2048, &version, NULL), LIC_OK);
+	assert_int_equal(store_generate_version(w->kek, "hsmco", 2, KEY_ALGORITHM_RSA_2048, &version, NULL),
+			 LIC_OK);
 	free(version.sealed_private_key);
 	version.sealed_private_key = NULL;
 	version.sealed_private_key_length = 0;
@@ -464,8 +477,9 @@ static void test_byok_version_not_exportable(void **state)
 	char *xml = NULL, *versions = NULL;
 	size_t length = 0;
 	lic_error error = {0};
-	assert_int_equal(tpd_export(tenant, w->kek, w->guid, w->recipient_public, NOW, &xml, &length, &versions, &error),
-			 LIC_NOT_EXPORTABLE);
+	assert_int_equal(
+	    tpd_export(tenant, w->kek, w->guid, w->recipient_public, NOW, &xml, &length, &versions, &error),
+	    LIC_NOT_EXPORTABLE);
 	assert_non_null(strstr(error.message, "version 2"));
 	assert_null(xml);
 	assert_null(versions);
@@ -477,7 +491,8 @@ static void test_absurd_scrypt_parameters(void **state)
 	struct world_state *w = *state;
 	char from[32];
 	snprintf(from, sizeof from, "N=\"%u\"", 1u << 10);
-	const char *absurd[] = {"N=\"1099511627776\"", "N=\"1000\"", "N=\"0\"", "N=\"2\"", "N=\"18446744073709551616\""};
+	const char *absurd[] = {"N=\"1099511627776\"", "N=\"1000\"", "N=\"0\"", "N=\"2\"",
+				"N=\"18446744073709551616\""};
 	for (size_t i = 0; i < sizeof absurd / sizeof absurd[0]; i++) {
 		char *tampered = replace_once(w->exported, from, absurd[i]);
 		open_exported(w, tampered, LIC_MALFORMED);
@@ -506,10 +521,12 @@ static void test_malformed_documents(void **state)
 	struct tpd_contents *contents = NULL;
 	lic_error error = {0};
 	const char *bad = "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY e \"x\">]><x>&e;</x>";
-	assert_int_equal(tpd_unwrap(bad, strlen(bad), w->recipient_private, NULL, &contents, &error), LIC_MALFORMED);
+	assert_int_equal(tpd_unwrap(bad, strlen(bad), w->recipient_private, NULL, &contents, &error),
+			 LIC_MALFORMED);
 	char *tampered = replace_once(w->tpd, "Format=\"1\"", "Format=\"2\"");
-	assert_int_equal(tpd_unwrap(tampered, strlen(tampered), w->recipient_private, NULL, &contents, &error),
-			 LIC_UNSUPPORTED_VERSION);
+	assert_int_equal(
+	    tpd_unwrap(tampered, strlen(tampered), w->recipient_private, NULL, &contents, &error),
+	    LIC_UNSUPPORTED_VERSION);
 	free(tampered);
 	/* A TPD is not an ExportedTPD. */
 	open_exported(w, w->tpd, LIC_MALFORMED);

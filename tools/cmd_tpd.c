@@ -38,8 +38,8 @@ static lic_status output_path(const char *directory, const char *prefix, const c
 		return status;
 	struct stat info;
 	if (lstat(path, &info) == 0)
-		return lic_error_set(error, LIC_IO, "%.300s exists already: nothing written (remove it or use --out)",
-				     path);
+		return lic_error_set(error, LIC_IO,
+				     "%.300s exists already: nothing written (remove it or use --out)", path);
 	return LIC_OK;
 }
 
@@ -59,8 +59,8 @@ static lic_status output_directory(const struct cli_args *args, const char **out
 /* ---- tpd createkey / tpd unwrap ---- */
 
 static const struct cli_option_spec tpd_options[] = {
-    {"out", true, false}, {"algorithm", true, false}, {"key", true, false}, {"target", true, false},
-    {NULL, false, false},
+    {"out", true, false},    {"algorithm", true, false}, {"key", true, false},
+    {"target", true, false}, {NULL, false, false},
 };
 
 static const char tpd_usage[] = "tpd createkey [--out DIR] [--algorithm rsa-3072] | "
@@ -112,9 +112,10 @@ static int tpd_unwrap_command(const struct cli_args *args)
 	struct tpd_contents *contents = NULL;
 	int exit_status = 0;
 	if (key_path == NULL || target_path == NULL || cli_option(args, "algorithm") != NULL) {
-		lic_error_set(&error, LIC_USAGE,
-			      "usage: licensor tpd unwrap --key PrivateKey-<GUID>.txt --target TPD-<GUID>.xml "
-			      "[--out DIR]");
+		lic_error_set(
+		    &error, LIC_USAGE,
+		    "usage: licensor tpd unwrap --key PrivateKey-<GUID>.txt --target TPD-<GUID>.xml "
+		    "[--out DIR]");
 		return cli_fail(&error);
 	}
 	if (tpd_private_key_read_file(key_path, guid, &key, &error) != LIC_OK ||
@@ -142,8 +143,8 @@ static int tpd_unwrap_command(const struct cli_args *args)
 		goto out;
 	}
 	printf("%s\n%s\n", exported_path, password_path);
-	cli_progress("tenant %s: %zu versions; hand the two files over by separate channels\n", contents->tenant,
-		     contents->key_count);
+	cli_progress("tenant %s: %zu versions; hand the two files over by separate channels\n",
+		     contents->tenant, contents->key_count);
 out:
 	if (password != NULL)
 		secure_free(password, TPD_PASSWORD_LENGTH + 1);
@@ -162,10 +163,12 @@ int command_tpd(int argc, char **argv)
 		return cli_fail(&error);
 	if (args.help) {
 		printf("usage: licensor %s\n"
-		       "  createkey   the receiving side: writes PublicKey-<GUID>.txt (give it to the exporting\n"
+		       "  createkey   the receiving side: writes PublicKey-<GUID>.txt (give it to the "
+		       "exporting\n"
 		       "              service) and PrivateKey-<GUID>.txt (keep it; 0600)\n"
 		       "  unwrap      decrypts TPD-<GUID>.xml with the private key and writes\n"
-		       "              ExportedTPD-<GUID>.xml under a new random password, in Password-<GUID>.txt\n"
+		       "              ExportedTPD-<GUID>.xml under a new random password, in "
+		       "Password-<GUID>.txt\n"
 		       "Then: licensor import TENANT --tpd ExportedTPD-<GUID>.xml --password-file "
 		       "Password-<GUID>.txt\n"
 		       "Files are written into --out DIR (default: the current directory); their paths are "
@@ -181,7 +184,8 @@ int command_tpd(int argc, char **argv)
 		return tpd_createkey(&args);
 	if (strcmp(args.positionals[0], "unwrap") == 0)
 		return tpd_unwrap_command(&args);
-	lic_error_set(&error, LIC_USAGE, "unknown tpd command '%.32s' (use createkey or unwrap)", args.positionals[0]);
+	lic_error_set(&error, LIC_USAGE, "unknown tpd command '%.32s' (use createkey or unwrap)",
+		      args.positionals[0]);
 	return cli_fail(&error);
 }
 
@@ -209,11 +213,12 @@ int command_export(int argc, char **argv)
 	if (cli_parse(argc, argv, "export", export_options, &args, &error) != LIC_OK)
 		return cli_fail(&error);
 	if (args.help) {
-		printf("usage: licensor %s\n"
-		       "Writes TPD-<GUID>.xml: every active and retained version of TENANT, encrypted to the\n"
-		       "recipient's public key (from `licensor tpd createkey` on the receiving side).\n"
-		       "BYOK versions never leave their HSM: a tenant with one is refused (NOT_EXPORTABLE).\n",
-		       export_usage);
+		printf(
+		    "usage: licensor %s\n"
+		    "Writes TPD-<GUID>.xml: every active and retained version of TENANT, encrypted to the\n"
+		    "recipient's public key (from `licensor tpd createkey` on the receiving side).\n"
+		    "BYOK versions never leave their HSM: a tenant with one is refused (NOT_EXPORTABLE).\n",
+		    export_usage);
 		return 0;
 	}
 	const char *to = cli_option(&args, "to");
@@ -234,7 +239,8 @@ int command_export(int argc, char **argv)
 	}
 	struct admin_context context;
 	cli_admin_context(store, &context);
-	if (tpd_export_to_file(&context, args.positionals[0], recipient, guid, path, &versions, &error) != LIC_OK) {
+	if (tpd_export_to_file(&context, args.positionals[0], recipient, guid, path, &versions, &error) !=
+	    LIC_OK) {
 		exit_status = cli_fail(&error);
 		goto out;
 	}
@@ -272,12 +278,14 @@ int command_import(int argc, char **argv)
 	if (cli_parse(argc, argv, "import", import_options, &args, &error) != LIC_OK)
 		return cli_fail(&error);
 	if (args.help) {
-		printf("usage: licensor %s\n"
-		       "Brings every version of an ExportedTPD into TENANT (created when the store has none) as\n"
-		       "`retained`, numbered after its versions: old content opens here. `licensor activate`\n"
-		       "then makes one of them active. A wrong password, an altered file, files of different\n"
-		       "exchanges or a key id the tenant has already are refused, and nothing is imported.\n",
-		       import_usage);
+		printf(
+		    "usage: licensor %s\n"
+		    "Brings every version of an ExportedTPD into TENANT (created when the store has none) "
+		    "as\n"
+		    "`retained`, numbered after its versions: old content opens here. `licensor activate`\n"
+		    "then makes one of them active. A wrong password, an altered file, files of different\n"
+		    "exchanges or a key id the tenant has already are refused, and nothing is imported.\n",
+		    import_usage);
 		return 0;
 	}
 	const char *tpd_path = cli_option(&args, "tpd"), *password_path = cli_option(&args, "password-file");
@@ -296,7 +304,8 @@ int command_import(int argc, char **argv)
 		goto out;
 	}
 	cli_progress("deriving the password key (scrypt)…\n");
-	if (tpd_exported_open(xml, xml_length, password, password_length, guid, &contents, &error) != LIC_OK) {
+	if (tpd_exported_open(xml, xml_length, password, password_length, guid, &contents, &error) !=
+	    LIC_OK) {
 		exit_status = cli_fail(&error);
 		goto out;
 	}
