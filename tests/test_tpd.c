@@ -486,6 +486,69 @@ static void test_byok_version_not_exportable(void **state)
 	tenant_free(tenant);
 }
 
+/* Only active and retained versions leave; an rsa-1024 one (old content) travels too. */
+static void test_exported_versions_and_legacy_keys(void **state)
+{
+	struct world_state *w = *state;
+	lic_error error = {0};
+	struct tenant *tenant = tenant_new("oldco", NOW);
+	struct key_version version;
+	assert_int_equal(store_generate_version(w->kek, "oldco", 1, KEY_ALGORITHM_RSA_1024, &version, NULL),
+			 LIC_OK);
+	version.state = version.state_before_revoke = LIC_KEY_STATE_RETAINED;
+	version.created_at = NOW - 100;
+	assert_int_equal(tenant_append_version(tenant, &version, NULL), LIC_OK);
+	add_version(tenant, w->kek, LIC_KEY_STATE_RETAINED);
+	tenant_version(tenant, 2)->state = LIC_KEY_STATE_REVOKED;
+	add_version(tenant, w->kek, LIC_KEY_STATE_RETAINED);
+	struct key_version *destroyed = tenant_version(tenant, 3);
+	destroyed->state = LIC_KEY_STATE_DESTROYED;
+	free(destroyed->sealed_private_key);
+	destroyed->sealed_private_key = NULL;
+	destroyed->sealed_private_key_length = 0;
+	add_version(tenant, w->kek, LIC_KEY_STATE_PENDING);
+	add_version(tenant, w->kek, LIC_KEY_STATE_ACTIVE);
+	char *xml = NULL, *versions = NULL, *password = NULL, *exported = NULL;
+	size_t length = 0, exported_length = 0;
+	assert_int_equal(
+	    tpd_export(tenant, w->kek, w->guid, w->recipient_public, NOW, &xml, &length, &versions, &error),
+	    LIC_OK);
+	assert_string_equal(versions, "1,5");
+	struct tpd_contents *contents = NULL, *opened = NULL;
+	assert_int_equal(tpd_unwrap(xml, length, w->recipient_private, w->guid, &contents, &error), LIC_OK);
+	assert_int_equal(contents->key_count, 2);
+	assert_int_equal(contents->keys[0].algorithm, KEY_ALGORITHM_RSA_1024);
+	assert_int_equal(contents->keys[1].number, 5);
+	assert_int_equal(
+	    tpd_exported_build(contents, &fast_scrypt, &password, &exported, &exported_length, &error),
+	    LIC_OK);
+	assert_int_equal(tpd_exported_open(exported, exported_length, password, strlen(password), w->guid,
+					   &opened, &error),
+			 LIC_OK);
+	struct tenant *target = tenant_new("newco", NOW);
+	uint32_t first = 0;
+	assert_int_equal(tpd_import_into_tenant(target, w->other_kek, opened, NOW, &first, &error), LIC_OK);
+	assert_int_equal(first, 1);
+	assert_int_equal(target->version_count, 2);
+	assert_int_equal(tenant_version(target, 1)->algorithm, KEY_ALGORITHM_RSA_1024);
+	assert_int_equal(tenant_version(target, 2)->state, LIC_KEY_STATE_RETAINED);
+	/* A disabled tenant takes nothing. */
+	struct tenant *disabled = tenant_new("offco", NOW);
+	disabled->disabled = true;
+	assert_int_equal(tpd_import_into_tenant(disabled, w->other_kek, opened, NOW, &first, &error),
+			 LIC_TENANT_DISABLED);
+	assert_int_equal(disabled->version_count, 0);
+	tenant_free(disabled);
+	tenant_free(target);
+	tpd_contents_free(opened);
+	tpd_contents_free(contents);
+	secure_free(password, TPD_PASSWORD_LENGTH + 1);
+	free(exported);
+	free(xml);
+	free(versions);
+	tenant_free(tenant);
+}
+
 static void test_absurd_scrypt_parameters(void **state)
 {
 	struct world_state *w = *state;
@@ -545,6 +608,7 @@ int main(void)
 	    cmocka_unit_test(test_swapped_key_entries),
 	    cmocka_unit_test(test_key_file_of_another_exchange),
 	    cmocka_unit_test(test_byok_version_not_exportable),
+	    cmocka_unit_test(test_exported_versions_and_legacy_keys),
 	    cmocka_unit_test(test_absurd_scrypt_parameters),
 	    cmocka_unit_test(test_malformed_documents),
 	};

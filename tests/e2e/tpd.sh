@@ -89,7 +89,7 @@ mkdir tampered
 cp "DIRA/TPD-$G.xml" "tampered/TPD-$G.xml"
 flip "tampered/TPD-$G.xml" EncryptedPrivateKey
 mkdir out-tampered
-expect_fail MALFORMED "unwrap refuses a TPD with one byte changed" \
+refuse MALFORMED "unwrap refuses a TPD with one byte changed" \
 	lic tpd unwrap --key "DIRB/PrivateKey-$G.txt" --target "tampered/TPD-$G.xml" --out out-tampered
 check_eq "... and writes nothing" "" "$(ls -A out-tampered)"
 expect_fail USAGE "unwrap refuses a TPD under another exchange's name" \
@@ -109,7 +109,7 @@ check "B: a second createkey" lic tpd createkey --out DIRC
 G2=$(guid_of PublicKey- DIRC)
 check "A: a second export" lic export contoso --to "DIRC/PublicKey-$G2.txt" --out DIRC --store "$A"
 check "B: a second unwrap" lic tpd unwrap --key "DIRC/PrivateKey-$G2.txt" --target "DIRC/TPD-$G2.xml" --out DIRC
-expect_fail USAGE "unwrap refuses the TPD of another exchange" \
+refuse USAGE "unwrap refuses the TPD of another exchange" \
 	lic tpd unwrap --key "DIRB/PrivateKey-$G.txt" --target "DIRC/TPD-$G2.xml" --out out-tampered
 check_eq "... and writes nothing" "" "$(ls -A out-tampered)"
 
