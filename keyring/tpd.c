@@ -302,9 +302,10 @@ static lic_status key_file_header(const char *text, size_t length, char guid[TPD
 
 static lic_status check_recipient_key(EVP_PKEY *key, const char *what, lic_error *error)
 {
-	if (EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA || EVP_PKEY_get_bits(key) < 2048)
+	if (EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA || EVP_PKEY_get_bits(key) < 2048 ||
+	    EVP_PKEY_get_bits(key) > 16384)
 		return lic_error_set(error, LIC_UNSUPPORTED_VERSION,
-				     "%s must hold an RSA key of 2048 bits or more", what);
+				     "%s must hold an RSA key of 2048 to 16384 bits", what);
 	return LIC_OK;
 }
 
@@ -792,7 +793,9 @@ lic_status tpd_unwrap(const char *xml, size_t xml_length, EVP_PKEY *recipient, c
 	char *text = NULL;
 	uint8_t *wrapped = NULL, *spki = NULL;
 	size_t wrapped_length = 0, spki_length = 0, key_length = 0;
-	uint8_t *document_key = secure_alloc(512);
+	/* RSA decryption needs room for a whole modulus. */
+	size_t key_capacity = EVP_PKEY_get_size(recipient) > 0 ? (size_t)EVP_PKEY_get_size(recipient) : 1;
+	uint8_t *document_key = secure_alloc(key_capacity);
 	EVP_PKEY_CTX *context = NULL;
 	uint8_t recipient_id[KEY_ID_LENGTH];
 	char recipient_hex[KEY_ID_HEX_LENGTH];
@@ -817,8 +820,8 @@ lic_status tpd_unwrap(const char *xml, size_t xml_length, EVP_PKEY *recipient, c
 			 text, recipient_hex);
 	LIC_TRY(xml_child_base64(root, "WrappedKey", false, &wrapped, &wrapped_length, error));
 	LIC_TRY(oaep_context(recipient, false, contents->guid, &context, error));
-	key_length = 512;
-	if (wrapped_length > 1024 ||
+	key_length = key_capacity;
+	if (wrapped_length != key_capacity ||
 	    EVP_PKEY_decrypt(context, document_key, &key_length, wrapped, wrapped_length) != 1 ||
 	    key_length != DOCUMENT_KEY_LENGTH)
 		LIC_FAIL(
@@ -833,7 +836,7 @@ out:
 	EVP_PKEY_CTX_free(context);
 	free(wrapped);
 	free(spki);
-	secure_free(document_key, 512);
+	secure_free(document_key, key_capacity);
 	tpd_contents_free(contents);
 	return status;
 }
