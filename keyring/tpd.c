@@ -926,6 +926,38 @@ out:
 	return status;
 }
 
+void tpd_password_line(const char *guid, const char *password, char line[TPD_PASSWORD_LINE_LENGTH + 1])
+{
+	memcpy(line, guid, 36);
+	line[36] = ':';
+	memcpy(line + 37, password, TPD_PASSWORD_LENGTH);
+	line[TPD_PASSWORD_LINE_LENGTH - 1] = '\n';
+	line[TPD_PASSWORD_LINE_LENGTH] = '\0';
+}
+
+lic_status tpd_password_line_parse(const char *line, size_t length, const char *expected_guid,
+				   const char **password, size_t *password_length, lic_error *error)
+{
+	char guid[TPD_GUID_LENGTH];
+	if (length < 38 || line[36] != ':')
+		return lic_error_set(error, LIC_MALFORMED,
+				     "the password file must hold one line '<GUID>:<password>'");
+	memcpy(guid, line, 36);
+	guid[36] = '\0';
+	if (!tpd_guid_valid(guid))
+		return lic_error_set(error, LIC_MALFORMED,
+				     "the password file's line does not start with a lowercase UUID v4");
+	if (expected_guid != NULL && strcmp(guid, expected_guid) != 0)
+		return lic_error_set(
+		    error, LIC_USAGE,
+		    "the password file holds the password of exchange %s, not of exchange %s: "
+		    "files of different exchanges cannot be mixed",
+		    guid, expected_guid);
+	*password = line + 37;
+	*password_length = length - 37;
+	return LIC_OK;
+}
+
 lic_status tpd_exported_open(const char *xml, size_t xml_length, const char *password, size_t password_length,
 			     const char *expected_guid, struct tpd_contents **out, lic_error *error)
 {

@@ -128,6 +128,15 @@ lic_status tpd_unwrap(const char *xml, size_t xml_length, EVP_PKEY *recipient, c
 lic_status tpd_exported_build(const struct tpd_contents *contents, const struct scrypt_parameters *parameters,
 			      char **password, char **xml, size_t *xml_length, lic_error *error);
 
+/* The one line of Password-<GUID>.txt: "<GUID>:<password>\n" (70 bytes). */
+#define TPD_PASSWORD_LINE_LENGTH (36 + 1 + TPD_PASSWORD_LENGTH + 1)
+void tpd_password_line(const char *guid, const char *password, char line[TPD_PASSWORD_LINE_LENGTH + 1]);
+/* Splits a password line (without its newline) into its GUID, which must be
+ * expected_guid (LIC_USAGE otherwise), and the password (*password points
+ * into line). */
+lic_status tpd_password_line_parse(const char *line, size_t length, const char *expected_guid,
+				   const char **password, size_t *password_length, lic_error *error);
+
 /* Opens an ExportedTPD with its password. The document's GUID must be
  * expected_guid (when not NULL). A wrong password is LIC_USAGE; an altered
  * document LIC_MALFORMED. */

@@ -198,6 +198,32 @@ static void test_guids_and_file_names(void **state)
 	assert_int_equal(tpd_check_file_name(path, "ExportedTPD-", ".xml", a, NULL), LIC_USAGE);
 }
 
+static void test_password_line(void **state)
+{
+	struct world_state *w = *state;
+	char line[TPD_PASSWORD_LINE_LENGTH + 1], other[TPD_GUID_LENGTH];
+	const char *password = NULL;
+	size_t length = 0;
+	lic_error error = {0};
+	tpd_password_line(w->guid, w->password, line);
+	assert_int_equal(strlen(line), TPD_PASSWORD_LINE_LENGTH);
+	assert_int_equal(line[36], ':');
+	assert_int_equal(line[TPD_PASSWORD_LINE_LENGTH - 1], '\n');
+	assert_int_equal(
+	    tpd_password_line_parse(line, TPD_PASSWORD_LINE_LENGTH - 1, w->guid, &password, &length, &error),
+	    LIC_OK);
+	assert_int_equal(length, TPD_PASSWORD_LENGTH);
+	assert_memory_equal(password, w->password, TPD_PASSWORD_LENGTH);
+	assert_int_equal(tpd_guid_new(other, NULL), LIC_OK);
+	assert_int_equal(
+	    tpd_password_line_parse(line, TPD_PASSWORD_LINE_LENGTH - 1, other, &password, &length, &error),
+	    LIC_USAGE);
+	assert_non_null(strstr(error.message, other));
+	assert_int_equal(
+	    tpd_password_line_parse(w->password, TPD_PASSWORD_LENGTH, NULL, &password, &length, &error),
+	    LIC_MALFORMED);
+}
+
 static void test_round_trip_and_import(void **state)
 {
 	struct world_state *w = *state;
@@ -600,6 +626,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_guids_and_file_names),
+	    cmocka_unit_test(test_password_line),
 	    cmocka_unit_test(test_round_trip_and_import),
 	    cmocka_unit_test(test_wrong_password),
 	    cmocka_unit_test(test_flipped_ciphertext_byte),

@@ -107,7 +107,7 @@ static int tpd_unwrap_command(const struct cli_args *args)
 	const char *directory = NULL;
 	char guid[TPD_GUID_LENGTH], exported_path[PATH_SIZE], password_path[PATH_SIZE];
 	EVP_PKEY *key = NULL;
-	char *xml = NULL, *password = NULL, *exported = NULL;
+	char *xml = NULL, *password = NULL, *exported = NULL, *line = NULL;
 	size_t xml_length = 0, exported_length = 0;
 	struct tpd_contents *contents = NULL;
 	int exit_status = 0;
@@ -134,10 +134,16 @@ static int tpd_unwrap_command(const struct cli_args *args)
 		exit_status = cli_fail(&error);
 		goto out;
 	}
-	/* The password file is one line: the password and a newline. */
-	password[TPD_PASSWORD_LENGTH] = '\n';
+	/* The password file is one line: the GUID, a colon, the password. */
+	line = secure_alloc(TPD_PASSWORD_LINE_LENGTH + 1);
+	if (line == NULL) {
+		lic_error_set(&error, LIC_INTERNAL, "out of secure memory");
+		exit_status = cli_fail(&error);
+		goto out;
+	}
+	tpd_password_line(guid, password, line);
 	if (file_write_atomic(exported_path, exported, exported_length, 0600, 0, &error) != LIC_OK ||
-	    file_write_atomic(password_path, password, TPD_PASSWORD_LENGTH + 1, 0600, 0, &error) != LIC_OK) {
+	    file_write_atomic(password_path, line, TPD_PASSWORD_LINE_LENGTH, 0600, 0, &error) != LIC_OK) {
 		unlink(exported_path);
 		exit_status = cli_fail(&error);
 		goto out;
@@ -148,6 +154,8 @@ static int tpd_unwrap_command(const struct cli_args *args)
 out:
 	if (password != NULL)
 		secure_free(password, TPD_PASSWORD_LENGTH + 1);
+	if (line != NULL)
+		secure_free(line, TPD_PASSWORD_LINE_LENGTH + 1);
 	free(exported);
 	free(xml);
 	tpd_contents_free(contents);
@@ -304,8 +312,14 @@ int command_import(int argc, char **argv)
 		goto out;
 	}
 	cli_progress("deriving the password key (scrypt)…\n");
-	if (tpd_exported_open(xml, xml_length, password, password_length, guid, &contents, &error) !=
+	const char *secret = NULL;
+	size_t secret_length = 0;
+	if (tpd_password_line_parse(password, password_length, guid, &secret, &secret_length, &error) !=
 	    LIC_OK) {
+		exit_status = cli_fail(&error);
+		goto out;
+	}
+	if (tpd_exported_open(xml, xml_length, secret, secret_length, guid, &contents, &error) != LIC_OK) {
 		exit_status = cli_fail(&error);
 		goto out;
 	}

@@ -99,9 +99,10 @@ check "B: tpd unwrap" lic tpd unwrap --key "DIRB/PrivateKey-$G.txt" --target "DI
 check_eq "unwrap prints the two paths" "DIRB/ExportedTPD-$G.xml DIRB/Password-$G.txt" "$(tr '\n' ' ' <"$E2E_OUT" | sed 's/ $//')"
 check_mode "the ExportedTPD is 0600" 600 "DIRB/ExportedTPD-$G.xml"
 check_mode "the password file is 0600" 600 "DIRB/Password-$G.txt"
-PASSWORD=$(cat "DIRB/Password-$G.txt")
 check_eq "the password file is one line" 1 "$(wc -l <"DIRB/Password-$G.txt")"
-check_match "the password is 32 base64url characters (192 bits)" '^[A-Za-z0-9_-]{32}$' "$PASSWORD"
+check_match "the line is GUID:password, 32 base64url characters (192 bits)" "^$G:[A-Za-z0-9_-]{32}\$" \
+	"$(cat "DIRB/Password-$G.txt")"
+PASSWORD=$(cut -d: -f2 "DIRB/Password-$G.txt")
 
 # ---- a second exchange, for the wrong-GUID refusals ----
 mkdir DIRC
@@ -115,7 +116,7 @@ check_eq "... and writes nothing" "" "$(ls -A out-tampered)"
 
 # ---- B: import refusals, each leaving B unchanged ----
 mkdir wrong
-printf 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n' >"wrong/Password-$G.txt"
+printf '%s:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n' "$G" >"wrong/Password-$G.txt"
 refuse UNAUTHORIZED "import with a wrong password" \
 	lic import contoso --tpd "DIRB/ExportedTPD-$G.xml" --password-file "wrong/Password-$G.txt"
 cp "DIRB/ExportedTPD-$G.xml" "tampered/ExportedTPD-$G.xml"
@@ -128,6 +129,9 @@ mkdir renamed
 cp "DIRC/ExportedTPD-$G2.xml" "renamed/ExportedTPD-$G.xml"
 refuse USAGE "import of another exchange's TPD renamed to this GUID" \
 	lic import contoso --tpd "renamed/ExportedTPD-$G.xml" --password-file "DIRB/Password-$G.txt"
+cp "DIRC/Password-$G2.txt" "renamed/Password-$G.txt"
+refuse USAGE "import with another exchange's password file renamed to this GUID" \
+	lic import contoso --tpd "DIRB/ExportedTPD-$G.xml" --password-file "renamed/Password-$G.txt"
 check_eq "B has no tenant yet" "" "$(ls -A "$B/tenants")"
 
 # ---- B: import ----
@@ -166,6 +170,6 @@ check "audit verify B" lic audit verify --store "$B"
 check_eq "no private key in any audit line" 0 "$(cat "$A/audit.log" "$B/audit.log" | grep -c 'PRIVATE\|BEGIN' || true)"
 check_eq "no PEM private key marker in any output" 0 "$(grep -c 'PRIVATE KEY' "$E2E_ALL_OUTPUT" || true)"
 check_eq "the password is in no output" 0 "$(grep -cF "$PASSWORD" "$E2E_ALL_OUTPUT" || true)"
-check_eq "the second password is in no output" 0 "$(grep -cF "$(cat "DIRC/Password-$G2.txt")" "$E2E_ALL_OUTPUT" || true)"
+check_eq "the second password is in no output" 0 "$(grep -cF "$(cut -d: -f2 "DIRC/Password-$G2.txt")" "$E2E_ALL_OUTPUT" || true)"
 
 finish
