@@ -80,5 +80,8 @@ int command_bench(int argc, char **argv);
 int command_superuser(int argc, char **argv);
 int command_pkcs11(int argc, char **argv); /* keygen, show: keys in a PKCS#11 token */
 int command_simulate(int argc, char **argv);
+int command_tpd(int argc, char **argv); /* tpd createkey, tpd unwrap */
+int command_export(int argc, char **argv);
+int command_import(int argc, char **argv);
 
 #endif

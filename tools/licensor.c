@@ -26,6 +26,12 @@ static const char usage_text[] =
     "  superuser   add T EMAIL | remove T EMAIL | list T [--json]\n"
     "  pkcs11      keygen URI (--rsa BITS | --aes-256) | show URI [--pem]   [--pkcs11-module PATH]\n"
     "\n"
+    "Export and import (TPD):\n"
+    "  tpd         createkey [--out DIR]\n"
+    "              unwrap --key PrivateKey-<GUID>.txt --target TPD-<GUID>.xml [--out DIR]\n"
+    "  export      T --to PublicKey-<GUID>.txt [--out DIR]\n"
+    "  import      T --tpd ExportedTPD-<GUID>.xml --password-file Password-<GUID>.txt\n"
+    "\n"
     "Licenses:\n"
     "  certify     T --principal EMAIL --pubkey user.pem [--days 31]          > rac.xml\n"
     "  publish     T --content-id ID --owner EMAIL [--grant 'bob@x.com:VIEW,PRINT' ...]\n"
@@ -56,7 +62,8 @@ static const struct command commands[] = {
     {"audit", command_audit},         {"certify", command_certify},   {"publish", command_publish},
     {"acquire", command_acquire},     {"open", command_open},         {"bench", command_bench},
     {"superuser", command_superuser}, {"serve", command_serve},       {"replay", command_replay},
-    {"simulate", command_simulate},   {"pkcs11", command_pkcs11},
+    {"simulate", command_simulate},   {"pkcs11", command_pkcs11},     {"tpd", command_tpd},
+    {"export", command_export},       {"import", command_import},
 };
 
 int main(int argc, char **argv)
