@@ -79,5 +79,7 @@ int command_open(int argc, char **argv);
 int command_bench(int argc, char **argv);
 int command_superuser(int argc, char **argv);
 int command_simulate(int argc, char **argv);
+int command_backup(int argc, char **argv);
+int command_restore(int argc, char **argv);
 
 #endif

@@ -24,6 +24,8 @@ static const char usage_text[] =
     "  activate    T --version N\n"
     "  audit       verify\n"
     "  superuser   add T EMAIL | remove T EMAIL | list T [--json]\n"
+    "  backup      --out FILE                  (every tenant, sealed under the world's KEK)\n"
+    "  restore     FILE [--force]              (only into a store of the same world)\n"
     "\n"
     "Licenses:\n"
     "  certify     T --principal EMAIL --pubkey user.pem [--days 31]          > rac.xml\n"
@@ -55,7 +57,7 @@ static const struct command commands[] = {
     {"audit", command_audit},         {"certify", command_certify},   {"publish", command_publish},
     {"acquire", command_acquire},     {"open", command_open},         {"bench", command_bench},
     {"superuser", command_superuser}, {"serve", command_serve},       {"replay", command_replay},
-    {"simulate", command_simulate},
+    {"simulate", command_simulate},   {"backup", command_backup},     {"restore", command_restore},
 };
 
 int main(int argc, char **argv)
