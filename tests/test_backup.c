@@ -6,7 +6,9 @@
  * altered under a recomputed digest is refused by its seal; a version the
  * store has and the backup lacks refuses the restore (named) unless forced,
  * a destroyed version stays destroyed, a later revocation stands, and PINs
- * in PKCS#11 URIs are redacted.
+ * in PKCS#11 URIs are redacted. On a real store: a directory holding only a
+ * copy of world.xml is rebuilt by a restore, and a refused restore changes
+ * not one byte.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,8 +19,10 @@
 #include <libxml/xmlmemory.h>
 #include <openssl/sha.h>
 
+#include "keyring/audit.h"
 #include "keyring/backup.h"
 #include "keyring/encoding.h"
+#include "keyring/file_io.h"
 #include "keyring/tenant_file.h"
 #include "test_helpers.h"
 
@@ -375,6 +379,114 @@ static void test_key_id_with_two_numbers_refused(void **state)
 	tenant_free(backed_up);
 }
 
+static char *read_file(const char *path, size_t *length)
+{
+	char *data = NULL;
+	lic_error error = {0};
+	if (file_read_all(path, BACKUP_FILE_MAX_BYTES, &data, length, &error) != LIC_OK)
+		fail_msg("read %s: %s", path, error.message);
+	return data;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	size_t length = 0;
+	char *data = read_file(from, &length);
+	assert_int_equal(file_write_atomic(to, data, length, 0600, 0, NULL), LIC_OK);
+	free(data);
+}
+
+/* The store path of DESIGN.md §4: a new directory holding only a copy of
+ * world.xml is an empty store of that world, and a restore rebuilds it. */
+static void test_store_rebuilt_from_world_xml(void **state)
+{
+	struct fixture *fixture = *state;
+	char directory[128], rebuilt[128], path[256], other[256], backup_path[128];
+	lic_error error = {0};
+	test_join_path(directory, sizeof directory, fixture->directory, "store");
+	test_join_path(rebuilt, sizeof rebuilt, fixture->directory, "rebuilt");
+	test_join_path(backup_path, sizeof backup_path, fixture->directory, "store.backup");
+	struct store_options options = {.directory = directory};
+	struct store *store = NULL, *copy = NULL;
+	assert_int_equal(store_init(&options, &store, &error), LIC_OK);
+	struct admin_context context = {.store = store, .actor = "test"};
+	assert_int_equal(admin_tenant_add(&context, "acme", KEY_ALGORITHM_RSA_2048, &error), LIC_OK);
+	assert_int_equal(admin_tenant_add(&context, "beta", KEY_ALGORITHM_RSA_2048, &error), LIC_OK);
+	struct backup_summary summary;
+	if (backup_store(&context, backup_path, NULL, NULL, &summary, &error) != LIC_OK)
+		fail_msg("backup: %s", error.message);
+	assert_int_equal(summary.tenant_count, 2);
+	assert_int_equal(summary.version_count, 2);
+	struct stat info;
+	assert_int_equal(stat(backup_path, &info), 0);
+	assert_int_equal(info.st_mode & 0777, 0600);
+
+	assert_int_equal(mkdir(rebuilt, 0755), 0);
+	test_join_path(path, sizeof path, directory, "world.xml");
+	test_join_path(other, sizeof other, rebuilt, "world.xml");
+	copy_file(path, other);
+	struct store_options rebuilt_options = {.directory = rebuilt};
+	if (store_open(&rebuilt_options, &copy, &error) != LIC_OK)
+		fail_msg("open the world.xml-only store: %s", error.message);
+	size_t length = 0;
+	char *data = read_file(backup_path, &length);
+	struct admin_context copy_context = {.store = copy, .actor = "test"};
+	struct restore_plan *plan = NULL;
+	if (restore_store(&copy_context, data, length, false, NULL, NULL, &plan, &error) != LIC_OK)
+		fail_msg("restore: %s", error.message);
+	assert_int_equal(plan->tenant_count, 2);
+	assert_int_equal(plan->tenants[0].action, RESTORE_WRITE_NEW);
+	restore_plan_free(plan);
+	assert_int_equal(stat(rebuilt, &info), 0);
+	assert_int_equal(info.st_mode & 0777, 0700);
+	test_join_path(other, sizeof other, rebuilt, "tenants");
+	assert_int_equal(stat(other, &info), 0);
+	assert_int_equal(info.st_mode & 0777, 0700);
+	/* Byte for byte the original tenant files, the revision aside; and the keys open. */
+	for (int i = 0; i < 2; i++) {
+		const char *name = i == 0 ? "acme" : "beta";
+		struct tenant *original = NULL, *restored = NULL;
+		assert_int_equal(store_load_tenant(store, name, &original, &error), LIC_OK);
+		assert_int_equal(store_load_tenant(copy, name, &restored, &error), LIC_OK);
+		assert_int_equal(restored->version_count, original->version_count);
+		assert_memory_equal(restored->versions[0].key_id, original->versions[0].key_id, KEY_ID_LENGTH);
+		EVP_PKEY *key = NULL;
+		assert_int_equal(store_open_private_key(copy->kek, name, &restored->versions[0], &key, &error),
+				 LIC_OK);
+		EVP_PKEY_free(key);
+		tenant_free(original);
+		tenant_free(restored);
+	}
+	struct audit_report report;
+	assert_int_equal(audit_verify(rebuilt, &report, &error), LIC_OK);
+	assert_int_equal(report.lines, 1);
+
+	/* A rekey after the backup: refused, and not one byte of the store changes. */
+	struct rekey_request request = {.algorithm = KEY_ALGORITHM_RSA_2048, .immediate = true};
+	assert_int_equal(admin_rekey(&context, "acme", &request, NULL, &error), LIC_OK);
+	test_join_path(path, sizeof path, directory, "tenants/acme.xml");
+	size_t before_length = 0, log_length = 0, after_length = 0, log_after_length = 0;
+	char *before = read_file(path, &before_length);
+	test_join_path(other, sizeof other, directory, "audit.log");
+	char *log_before = read_file(other, &log_length);
+	plan = NULL;
+	assert_int_equal(restore_store(&context, data, length, false, NULL, NULL, &plan, &error), LIC_STATE);
+	assert_null(plan);
+	assert_non_null(strstr(error.message, "tenant acme version 2 (key id"));
+	char *after = read_file(path, &after_length);
+	char *log_after = read_file(other, &log_after_length);
+	assert_int_equal(after_length, before_length);
+	assert_memory_equal(after, before, before_length);
+	assert_int_equal(log_after_length, log_length);
+	free(before);
+	free(after);
+	free(log_before);
+	free(log_after);
+	free(data);
+	store_close(copy);
+	store_close(store);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -386,6 +498,7 @@ int main(void)
 	    cmocka_unit_test(test_later_revocation_stands_earlier_does_not),
 	    cmocka_unit_test(test_byok_note_redacts_pin),
 	    cmocka_unit_test(test_key_id_with_two_numbers_refused),
+	    cmocka_unit_test_setup_teardown(test_store_rebuilt_from_world_xml, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
