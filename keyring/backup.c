@@ -210,7 +210,8 @@ lic_status backup_encode(const struct backup *backup, const struct kek *kek, cha
 			LIC_FAIL(error, LIC_INTERNAL, "out of memory");
 		memcpy(plaintext, entry->name, name_length + 1);
 		memcpy(plaintext + name_length + 1, entry->text, entry->length);
-		aad_length = record_aad(backup->store_id, header, (size_t)header_length, (uint32_t)(i + 1), aad);
+		aad_length =
+		    record_aad(backup->store_id, header, (size_t)header_length, (uint32_t)(i + 1), aad);
 		LIC_TRY(append_record(&builder, kek, aad, aad_length, plaintext, plaintext_length, error));
 		OPENSSL_cleanse(plaintext, plaintext_length);
 		free(plaintext);
@@ -238,10 +239,12 @@ out:
 static lic_status check_digest(const char *data, size_t length, size_t *body_length, lic_error *error)
 {
 	if (length < DIGEST_LINE_LENGTH + 2 || data[length - 1] != '\n')
-		return lic_error_set(error, LIC_MALFORMED, "backup is damaged: it does not end with its digest line");
+		return lic_error_set(error, LIC_MALFORMED,
+				     "backup is damaged: it does not end with its digest line");
 	size_t start = length - 1 - DIGEST_LINE_LENGTH;
 	if (data[start - 1] != '\n' || memcmp(data + start, DIGEST_PREFIX, sizeof DIGEST_PREFIX - 1) != 0)
-		return lic_error_set(error, LIC_MALFORMED, "backup is damaged: it does not end with its digest line");
+		return lic_error_set(error, LIC_MALFORMED,
+				     "backup is damaged: it does not end with its digest line");
 	uint8_t expected[SHA256_DIGEST_LENGTH], actual[SHA256_DIGEST_LENGTH];
 	char hex[2 * SHA256_DIGEST_LENGTH + 1];
 	memcpy(hex, data + start + sizeof DIGEST_PREFIX - 1, 2 * SHA256_DIGEST_LENGTH);
@@ -271,7 +274,8 @@ static lic_status parse_header(const char *line, size_t line_length, struct back
 	LIC_TRY(xml_document_root(document, "BackupHeader", &root, error));
 	LIC_TRY(xml_attribute_u64(root, "Format", false, UINT32_MAX, &format, error));
 	if (format != BACKUP_FORMAT)
-		LIC_FAIL(error, LIC_UNSUPPORTED_VERSION, "backup format %u is not supported", (unsigned)format);
+		LIC_FAIL(error, LIC_UNSUPPORTED_VERSION, "backup format %u is not supported",
+			 (unsigned)format);
 	LIC_TRY(xml_attribute(root, "StoreId", false, &text, error));
 	if (strlen(text) != STORE_ID_TEXT_LENGTH)
 		LIC_FAIL(error, LIC_MALFORMED, "backup: bad StoreId in the header");
@@ -312,7 +316,8 @@ static lic_status open_record(const struct kek *kek, const uint8_t *aad, size_t 
 	if (kek_open(kek, aad, aad_length, sealed, sealed_length, &plaintext, &plaintext_length, &detail) !=
 	    LIC_OK) {
 		if (detail.status == LIC_INTERNAL && strstr(detail.message, "secure memory") != NULL)
-			LIC_FAIL(error, LIC_INTERNAL, "backup: record %u: %s", (unsigned)index, detail.message);
+			LIC_FAIL(error, LIC_INTERNAL, "backup: record %u: %s", (unsigned)index,
+				 detail.message);
 		LIC_FAIL(error, LIC_MALFORMED,
 			 "backup: record %u failed its integrity check (altered, or not sealed under this "
 			 "store's KEK)",
@@ -360,8 +365,9 @@ lic_status backup_decode(const char *data, size_t length, const char *store_id, 
 	cursor = newline + 1;
 	for (uint64_t index = 0; index <= header.tenant_count; index++) {
 		if (cursor >= end)
-			LIC_FAIL(error, LIC_MALFORMED, "backup: %" PRIu64 " tenant records announced, %" PRIu64
-				 " found", header.tenant_count, index == 0 ? 0 : index - 1);
+			LIC_FAIL(error, LIC_MALFORMED,
+				 "backup: %" PRIu64 " tenant records announced, %" PRIu64 " found",
+				 header.tenant_count, index == 0 ? 0 : index - 1);
 		newline = memchr(cursor, '\n', (size_t)(end - cursor));
 		if (newline == NULL)
 			LIC_FAIL(error, LIC_MALFORMED, "backup: record %u is not a line", (unsigned)index);
@@ -388,7 +394,8 @@ lic_status backup_decode(const char *data, size_t length, const char *store_id, 
 	if (cursor != end)
 		LIC_FAIL(error, LIC_MALFORMED, "backup: more records than the header announces");
 	if (backup->version_count != header.version_count)
-		LIC_FAIL(error, LIC_MALFORMED, "backup: the header announces %" PRIu64 " versions, the records hold %zu",
+		LIC_FAIL(error, LIC_MALFORMED,
+			 "backup: the header announces %" PRIu64 " versions, the records hold %zu",
 			 header.version_count, backup->version_count);
 	*out = backup;
 	backup = NULL;
@@ -520,8 +527,8 @@ out:
 /* The time of the latest decision recorded on a version. */
 static int64_t last_decision(const struct key_version *version)
 {
-	int64_t times[] = {version->created_at,   version->activated_at,  version->retained_at,
-			   version->revoked_at,   version->reinstated_at, version->destroyed_at,
+	int64_t times[] = {version->created_at,    version->activated_at,  version->retained_at,
+			   version->revoked_at,    version->reinstated_at, version->destroyed_at,
 			   version->compromised_at};
 	int64_t latest = times[0];
 	for (size_t i = 1; i < sizeof times / sizeof times[0]; i++)
@@ -558,7 +565,8 @@ lic_status restore_plan_add(struct restore_plan *plan, const struct tenant *stor
 					 "changed",
 					 stored->name, kept->key_id_hex, kept->number, old->number);
 			struct key_version *result = tenant_version(merged, kept->number);
-			if (kept->state == LIC_KEY_STATE_DESTROYED && result->state != LIC_KEY_STATE_DESTROYED) {
+			if (kept->state == LIC_KEY_STATE_DESTROYED &&
+			    result->state != LIC_KEY_STATE_DESTROYED) {
 				/* Never resurrect key material the operator destroyed. */
 				if (result->sealed_private_key != NULL) {
 					OPENSSL_cleanse(result->sealed_private_key,
@@ -574,8 +582,10 @@ lic_status restore_plan_add(struct restore_plan *plan, const struct tenant *stor
 				if (kept->compromised_at > result->compromised_at)
 					result->compromised_at = kept->compromised_at;
 				overridden = true;
-				LIC_TRY(add_note(plan, RESTORE_NOTE_KEPT_DESTROYED, stored->name, kept, error));
-			} else if (kept->state == LIC_KEY_STATE_REVOKED && result->state != LIC_KEY_STATE_REVOKED &&
+				LIC_TRY(
+				    add_note(plan, RESTORE_NOTE_KEPT_DESTROYED, stored->name, kept, error));
+			} else if (kept->state == LIC_KEY_STATE_REVOKED &&
+				   result->state != LIC_KEY_STATE_REVOKED &&
 				   result->state != LIC_KEY_STATE_DESTROYED &&
 				   kept->revoked_at > last_decision(old)) {
 				/* The store's revocation is the later decision: it stands. */
@@ -594,10 +604,11 @@ lic_status restore_plan_add(struct restore_plan *plan, const struct tenant *stor
 	/* The merged keyring must satisfy every invariant, as any store file does. */
 	lic_error broken = {0};
 	if (tenant_copy(merged, &checked, &broken) != LIC_OK)
-		LIC_FAIL(error, LIC_STATE,
-			 "tenant %s: the store's later revoke or destroy cannot be combined with the backup's "
-			 "keyring (%.300s); nothing was changed",
-			 merged->name, broken.message);
+		LIC_FAIL(
+		    error, LIC_STATE,
+		    "tenant %s: the store's later revoke or destroy cannot be combined with the backup's "
+		    "keyring (%.300s); nothing was changed",
+		    merged->name, broken.message);
 	for (size_t i = 0; i < merged->version_count; i++)
 		if (merged->versions[i].origin == KEY_ORIGIN_BYOK &&
 		    merged->versions[i].state != LIC_KEY_STATE_DESTROYED)
@@ -651,10 +662,11 @@ lic_status restore_plan_check(const struct restore_plan *plan, bool force, lic_e
 		listed++;
 	}
 	if (listed < plan->lost_count)
-		return lic_error_set(error, LIC_STATE,
-				     "restore would drop %zu versions that the store has and the backup lacks: "
-				     "%s and %zu more; nothing was changed (--force drops them)",
-				     plan->lost_count, list, plan->lost_count - listed);
+		return lic_error_set(
+		    error, LIC_STATE,
+		    "restore would drop %zu versions that the store has and the backup lacks: "
+		    "%s and %zu more; nothing was changed (--force drops them)",
+		    plan->lost_count, list, plan->lost_count - listed);
 	return lic_error_set(error, LIC_STATE,
 			     "restore would drop %s, which the store has and the backup lacks; nothing was "
 			     "changed (--force drops %s)",
@@ -738,7 +750,8 @@ lic_status backup_store(const struct admin_context *context, const char *path, b
 	}
 	LIC_TRY(backup_encode(backup, store->kek, &file, &file_length, error));
 	LIC_TRY(file_write_atomic(path, file, file_length, 0600, 0, error));
-	snprintf(detail, sizeof detail, "%zu tenants, %zu versions", backup->tenant_count, backup->version_count);
+	snprintf(detail, sizeof detail, "%zu tenants, %zu versions", backup->tenant_count,
+		 backup->version_count);
 	event = store_event(context, "backup", detail);
 	LIC_TRY(audit_append(store->directory, &event, now, error));
 	if (summary != NULL) {
@@ -855,11 +868,12 @@ lic_status restore_store(const struct admin_context *context, const char *data, 
 	}
 	char created[UTC_TIME_LENGTH];
 	utc_time_format(backup->created_at, created);
-	snprintf(detail, sizeof detail,
-		 "%zu tenants (%zu written, %zu unchanged, %zu left alone), %zu versions, %zu dropped; backup "
-		 "of %s",
-		 backup->tenant_count, written, unchanged, left_alone, plan->version_count,
-		 force ? plan->lost_count : (size_t)0, created);
+	snprintf(
+	    detail, sizeof detail,
+	    "%zu tenants (%zu written, %zu unchanged, %zu left alone), %zu versions, %zu dropped; backup "
+	    "of %s",
+	    backup->tenant_count, written, unchanged, left_alone, plan->version_count,
+	    force ? plan->lost_count : (size_t)0, created);
 	event = store_event(context, "restore", detail);
 	LIC_TRY(audit_append(store->directory, &event, now, error));
 	*plan_out = plan;

@@ -81,7 +81,8 @@ lic_status backup_add_tenant(struct backup *backup, const char *name, const char
 lic_status backup_encode(const struct backup *backup, const struct kek *kek, char **out, size_t *length,
 			 lic_error *error);
 /* Checks the digest and reads the header. MALFORMED when damaged. */
-lic_status backup_read_header(const char *data, size_t length, struct backup_header *header, lic_error *error);
+lic_status backup_read_header(const char *data, size_t length, struct backup_header *header,
+			      lic_error *error);
 /* Checks the digest, that the backup is of world `store_id` (LIC_STATE
  * otherwise, naming both), then opens and checks every record (*out, backup_free). */
 lic_status backup_decode(const char *data, size_t length, const char *store_id, const struct kek *kek,
@@ -90,19 +91,19 @@ lic_status backup_decode(const char *data, size_t length, const char *store_id, 
 /* ---- restore: the plan ---- */
 
 enum restore_note_kind {
-	RESTORE_NOTE_LOST,            /* the store has it, the backup lacks it: dropped only with force */
-	RESTORE_NOTE_KEPT_DESTROYED,  /* destroyed in the store: stays destroyed */
-	RESTORE_NOTE_KEPT_REVOKED,    /* revoked in the store after the backup's last decision: stays revoked */
-	RESTORE_NOTE_BYOK,            /* a PKCS#11 reference: the key itself must be in the token */
-	RESTORE_NOTE_NOT_IN_BACKUP,   /* a tenant of the store that the backup lacks: left alone */
+	RESTORE_NOTE_LOST,           /* the store has it, the backup lacks it: dropped only with force */
+	RESTORE_NOTE_KEPT_DESTROYED, /* destroyed in the store: stays destroyed */
+	RESTORE_NOTE_KEPT_REVOKED,  /* revoked in the store after the backup's last decision: stays revoked */
+	RESTORE_NOTE_BYOK,          /* a PKCS#11 reference: the key itself must be in the token */
+	RESTORE_NOTE_NOT_IN_BACKUP, /* a tenant of the store that the backup lacks: left alone */
 };
 
 struct restore_note {
 	enum restore_note_kind kind;
 	char tenant[TENANT_NAME_MAX + 1];
-	uint32_t version;                        /* 0 for RESTORE_NOTE_NOT_IN_BACKUP */
-	char key_id_hex[KEY_ID_HEX_LENGTH];      /* "" for RESTORE_NOTE_NOT_IN_BACKUP */
-	char *uri;                               /* BYOK only: the URI with any pin-value redacted */
+	uint32_t version;                   /* 0 for RESTORE_NOTE_NOT_IN_BACKUP */
+	char key_id_hex[KEY_ID_HEX_LENGTH]; /* "" for RESTORE_NOTE_NOT_IN_BACKUP */
+	char *uri;                          /* BYOK only: the URI with any pin-value redacted */
 };
 
 enum restore_action { RESTORE_WRITE_NEW, RESTORE_REPLACE, RESTORE_UNCHANGED };
@@ -156,7 +157,8 @@ lic_status backup_store(const struct admin_context *context, const char *path, b
 
 /* Under the store lock: decodes the backup, builds and checks the plan, then
  * writes each changed tenant atomically and appends one "restore" audit
- * event. On success *plan (restore_plan_free) says what was done. Creates tenants/ (0700) in a store that is only its world.xml. */
+ * event. On success *plan (restore_plan_free) says what was done. Creates tenants/ (0700) in a store that is
+ * only its world.xml. */
 lic_status restore_store(const struct admin_context *context, const char *data, size_t length, bool force,
 			 backup_progress progress, void *progress_context, struct restore_plan **plan,
 			 lic_error *error);

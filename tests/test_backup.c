@@ -141,7 +141,8 @@ static void test_round_trip(void **state)
 	for (size_t i = 0; i < 2; i++) {
 		assert_string_equal(decoded->tenants[i].name, backup->tenants[i].name);
 		assert_int_equal(decoded->tenants[i].length, backup->tenants[i].length);
-		assert_memory_equal(decoded->tenants[i].text, backup->tenants[i].text, backup->tenants[i].length);
+		assert_memory_equal(decoded->tenants[i].text, backup->tenants[i].text,
+				    backup->tenants[i].length);
 	}
 	/* The BYOK version comes back as its PKCS#11 reference, with no key. */
 	const struct key_version *byok = &decoded->tenants[1].tenant->versions[0];
@@ -173,7 +174,8 @@ static void test_flipped_byte_refused_by_digest(void **state)
 		data[positions[i]] ^= 0x01;
 	}
 	lic_error error = {0};
-	assert_int_equal(backup_decode(data, length - 1, world_a, fixture->kek, &decoded, &error), LIC_MALFORMED);
+	assert_int_equal(backup_decode(data, length - 1, world_a, fixture->kek, &decoded, &error),
+			 LIC_MALFORMED);
 	assert_int_equal(backup_decode(data, length, world_a, fixture->kek, &decoded, &error), LIC_OK);
 	backup_free(decoded);
 	free(data);
@@ -449,10 +451,11 @@ static void test_store_rebuilt_from_world_xml(void **state)
 		assert_int_equal(store_load_tenant(store, name, &original, &error), LIC_OK);
 		assert_int_equal(store_load_tenant(copy, name, &restored, &error), LIC_OK);
 		assert_int_equal(restored->version_count, original->version_count);
-		assert_memory_equal(restored->versions[0].key_id, original->versions[0].key_id, KEY_ID_LENGTH);
+		assert_memory_equal(restored->versions[0].key_id, original->versions[0].key_id,
+				    KEY_ID_LENGTH);
 		EVP_PKEY *key = NULL;
-		assert_int_equal(store_open_private_key(copy->kek, name, &restored->versions[0], &key, &error),
-				 LIC_OK);
+		assert_int_equal(
+		    store_open_private_key(copy->kek, name, &restored->versions[0], &key, &error), LIC_OK);
 		EVP_PKEY_free(key);
 		tenant_free(original);
 		tenant_free(restored);

@@ -91,7 +91,8 @@ static void print_plan(const struct restore_plan *plan, bool force)
 		} else {
 			written++;
 			printf("tenant %s: %s (%zu versions)\n", name,
-			       entry->action == RESTORE_WRITE_NEW ? "restored" : "replaced by the backup's keyring",
+			       entry->action == RESTORE_WRITE_NEW ? "restored"
+								  : "replaced by the backup's keyring",
 			       entry->merged->version_count);
 		}
 	}
@@ -100,18 +101,20 @@ static void print_plan(const struct restore_plan *plan, bool force)
 		switch (note->kind) {
 		case RESTORE_NOTE_LOST:
 			if (force)
-				printf("dropped tenant %s version %u (key id %s): the store had it, the backup "
-				       "does not\n",
-				       note->tenant, note->version, note->key_id_hex);
+				printf(
+				    "dropped tenant %s version %u (key id %s): the store had it, the backup "
+				    "does not\n",
+				    note->tenant, note->version, note->key_id_hex);
 			break;
 		case RESTORE_NOTE_KEPT_DESTROYED:
 			printf("tenant %s version %u (key id %s) stays destroyed, as in the store\n",
 			       note->tenant, note->version, note->key_id_hex);
 			break;
 		case RESTORE_NOTE_KEPT_REVOKED:
-			printf("tenant %s version %u (key id %s) stays revoked: the store revoked it after the "
-			       "backup\n",
-			       note->tenant, note->version, note->key_id_hex);
+			printf(
+			    "tenant %s version %u (key id %s) stays revoked: the store revoked it after the "
+			    "backup\n",
+			    note->tenant, note->version, note->key_id_hex);
 			break;
 		case RESTORE_NOTE_BYOK:
 			printf("tenant %s version %u is a PKCS#11 key (%s): the key itself must be in the "
