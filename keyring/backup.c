@@ -715,6 +715,30 @@ static lic_status read_audit_head(const char *directory, char out[BACKUP_AUDIT_H
 	return LIC_OK;
 }
 
+/* A backup written into tenants/ would be read back as a (damaged) tenant. */
+static lic_status check_output_outside_tenants(const struct store *store, const char *path, lic_error *error)
+{
+	char parent[PATH_MAX], tenants[PATH_MAX], resolved_parent[PATH_MAX], resolved_tenants[PATH_MAX];
+	if (snprintf(parent, sizeof parent, "%s", path) >= (int)sizeof parent)
+		return lic_error_set(error, LIC_TOO_LARGE, "backup path too long");
+	char *slash = strrchr(parent, '/');
+	if (slash == NULL)
+		snprintf(parent, sizeof parent, ".");
+	else if (slash == parent)
+		parent[1] = '\0';
+	else
+		*slash = '\0';
+	lic_status status = file_join(tenants, sizeof tenants, store->directory, "tenants", error);
+	if (status != LIC_OK)
+		return status;
+	if (realpath(parent, resolved_parent) != NULL && realpath(tenants, resolved_tenants) != NULL &&
+	    strcmp(resolved_parent, resolved_tenants) == 0)
+		return lic_error_set(error, LIC_USAGE,
+				     "a backup cannot be written into the store's tenants/ directory: choose "
+				     "another --out");
+	return LIC_OK;
+}
+
 lic_status backup_store(const struct admin_context *context, const char *path, backup_progress progress,
 			void *progress_context, struct backup_summary *summary, lic_error *error)
 {
@@ -730,6 +754,7 @@ lic_status backup_store(const struct admin_context *context, const char *path, b
 
 	snprintf(detail, sizeof detail, "%zu tenants, %zu versions", (size_t)UINT32_MAX, (size_t)UINT32_MAX);
 	struct audit_event event = store_event(context, "backup", detail);
+	LIC_TRY(check_output_outside_tenants(store, path, error));
 	LIC_TRY(store_lock(store, error));
 	LIC_TRY(audit_check_event(&event, now, error));
 	LIC_TRY(audit_check_appendable(store->directory, error));

@@ -82,6 +82,7 @@ check_eq "the last line is the SHA-256 of everything before it" \
 V1=$(key_id acme 1)
 check "no tenant name or key id in the clear" bash -c "! grep -q -e acme -e beta -e $V1 a.backup"
 expect_fail USAGE "backup needs --out" lic backup
+refuse USAGE "backup into the store's tenants/ directory" lic backup --out "$STORE/tenants/x.xml"
 expect_fail IO "backup into a missing directory" lic backup --out "$E2E_TMP/missing/x.backup"
 
 # ---- (1) restore into the same store: nothing to change --------------------------
