@@ -11,7 +11,8 @@
 #       changes nothing; --force drops it and says so;
 #   (5) a version destroyed after the backup stays destroyed;
 #   (6) a tampered or truncated backup is refused.
-# Also: the backup is 0600 and shows no tenant name or key id in the clear,
+# A BYOK tenant comes back as its PKCS#11 URI, and restore says that the key
+# must be in the token, with the PIN redacted. Also: the backup is 0600 and shows no tenant name or key id in the clear,
 # no output holds key material, and `audit verify` passes with the backup and
 # restore events logged.
 #
@@ -60,6 +61,28 @@ check "revoke beta version 1" lic revoke beta --version 1
 check "publish doc-2 under acme version 2" lic publish acme --content-id doc-2 --owner alice@acme.com \
 	--grant 'bob@acme.com:VIEW' --content-key-out doc-2.key
 cp "$E2E_OUT" doc-2.pl.xml
+# A BYOK tenant as the PKCS#11 code writes it: the version holds only its URI.
+# (Written by hand here: the backup must carry it whatever made it.)
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 2>/dev/null | openssl pkey -pubout -outform DER >hsm.spki
+python3 - "$STORE/tenants/hsm.xml" hsm.spki <<'EOF_PY'
+import base64, hashlib, os, sys
+spki = open(sys.argv[2], "rb").read()
+key_id = hashlib.sha256(spki).hexdigest()[:32]
+text = f"""<?xml version="1.0" encoding="UTF-8"?>
+<Tenant xmlns="urn:licensor:v1" Format="1" Name="hsm" Disabled="false" CreatedAt="2026-11-24T17:00:00Z" Revision="1">
+  <Version Number="1" KeyId="{key_id}" Algorithm="rsa-2048" Origin="byok" State="active" StateBeforeRevoke="active" Compromised="false" CreatedAt="2026-11-24T17:00:00Z" ActivatedAt="2026-11-24T17:00:00Z">
+    <PublicKey>{base64.b64encode(spki).decode()}</PublicKey>
+    <Pkcs11Uri>pkcs11:token=licensor;object=hsm-1?pin-value=s3cret-pin&amp;module-name=softhsm2</Pkcs11Uri>
+  </Version>
+</Tenant>
+"""
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fd, text.encode())
+os.close(fd)
+EOF_PY
+check "the BYOK tenant reads" lic keys list hsm --json
+cp "$E2E_OUT" hsm.json
+check_eq "its version is byok" byok "$(json hsm.json "d[0]['origin']")"
 lic keys list acme --json >acme.json
 lic keys list beta --json >beta.json
 check_eq "beta version 1 is revoked" revoked "$(json beta.json "[v['state'] for v in d if v['version'] == 1][0]")"
@@ -71,16 +94,17 @@ check_match "A has a store id" '^[0-9a-f-]{36}$' "$WORLD_A"
 export LICENSOR_TEST_NOW=$T2
 check "backup" lic backup --out "$E2E_TMP/a.backup"
 check_match "backup says what it wrote" \
-	"^backup of world $WORLD_A written to $E2E_TMP/a.backup: 2 tenants, 4 versions" "$(cat "$E2E_OUT")"
+	"^backup of world $WORLD_A written to $E2E_TMP/a.backup: 3 tenants, 5 versions" "$(cat "$E2E_OUT")"
 check_mode "the backup is 0600" 600 a.backup
 check_match "line 1 is the plaintext header naming the world and the counts" \
-	"^<BackupHeader xmlns=\"urn:licensor:v1\" Format=\"1\" StoreId=\"$WORLD_A\" CreatedAt=\"$T2\" Tenants=\"2\" Versions=\"4\"/>$" \
+	"^<BackupHeader xmlns=\"urn:licensor:v1\" Format=\"1\" StoreId=\"$WORLD_A\" CreatedAt=\"$T2\" Tenants=\"3\" Versions=\"5\"/>$" \
 	"$(head -1 a.backup)"
-check_eq "one line per record, then the digest" 5 "$(wc -l <a.backup)"
+check_eq "one line per record, then the digest" 6 "$(wc -l <a.backup)"
 check_eq "the last line is the SHA-256 of everything before it" \
 	"sha256 $(head -n -1 a.backup | sha256sum | cut -c1-64)" "$(tail -1 a.backup)"
 V1=$(key_id acme 1)
-check "no tenant name or key id in the clear" bash -c "! grep -q -e acme -e beta -e $V1 a.backup"
+check "no tenant name, key id or PKCS#11 URI in the clear" \
+	bash -c "! grep -q -e acme -e beta -e hsm -e pkcs11 -e $V1 a.backup"
 expect_fail USAGE "backup needs --out" lic backup
 refuse USAGE "backup into the store's tenants/ directory" lic backup --out "$STORE/tenants/x.xml"
 expect_fail IO "backup into a missing directory" lic backup --out "$E2E_TMP/missing/x.backup"
@@ -89,7 +113,7 @@ expect_fail IO "backup into a missing directory" lic backup --out "$E2E_TMP/miss
 
 tenant_hashes "$STORE" >before.sha
 check "restore into A itself" lic restore a.backup
-check_match "both tenants unchanged" "tenant acme: unchanged.*tenant beta: unchanged" "$(tr '\n' ' ' <"$E2E_OUT")"
+check_match "every tenant unchanged" "tenant acme: unchanged.*tenant beta: unchanged.*tenant hsm: unchanged" "$(tr '\n' ' ' <"$E2E_OUT")"
 check_eq "tenant files untouched" "$(cat before.sha)" "$(tenant_hashes "$STORE")"
 
 # ---- (2) rebuild from world.xml alone --------------------------------------------
@@ -106,11 +130,20 @@ check_match "it says both tenants were restored" "tenant acme: restored \(2 vers
 check_mode "rebuilt store directory is 0700" 700 "$REBUILT"
 check_mode "rebuilt tenants/ is 0700" 700 "$REBUILT/tenants"
 check_mode "rebuilt tenant file is 0600" 600 "$REBUILT/tenants/acme.xml"
+check_match "it says the BYOK key must be in the token, PIN redacted" \
+	"tenant hsm version 1 is a PKCS#11 key \(pkcs11:token=licensor;object=hsm-1\?pin-value=\*\*\*&module-name=softhsm2\): the key itself must be in the token" \
+	"$(cat "$E2E_OUT")"
+check "the PIN is printed nowhere" bash -c "! grep -q s3cret-pin '$E2E_ALL_OUTPUT'"
 export LICENSOR_KEK_FILE="$E2E_TMP/copy.kek"
 check_eq "acme: keys list --json equals the original's" "$(cat acme.json)" \
 	"$(lic keys list acme --json --store "$REBUILT")"
 check_eq "beta: keys list --json equals the original's" "$(cat beta.json)" \
 	"$(lic keys list beta --json --store "$REBUILT")"
+check_eq "hsm: keys list --json equals the original's (the URI)" "$(cat hsm.json)" \
+	"$(lic keys list hsm --json --store "$REBUILT")"
+check "the rebuilt hsm tenant holds the URI, not a key" \
+	grep -q '<Pkcs11Uri>pkcs11:token=licensor;object=hsm-1?pin-value=s3cret-pin&amp;module-name=softhsm2</Pkcs11Uri>' \
+	"$REBUILT/tenants/hsm.xml"
 check "the old PL (version 1) still gets a UL from the rebuilt store" \
 	lic acquire --rac bob-rac.xml --pl doc-1.pl.xml --store "$REBUILT"
 cp "$E2E_OUT" doc-1.ul.xml
@@ -178,7 +211,7 @@ refuse USAGE "restore needs a file" lic restore
 check "audit verify on A" lic audit verify
 check_eq "one backup event" 1 "$(grep -c '"action":"backup"' "$STORE/audit.log")"
 check_eq "three restore events (the refused ones wrote none)" 3 "$(grep -c '"action":"restore"' "$STORE/audit.log")"
-check_match "the backup event counts tenants and versions" '"action":"backup","detail":"2 tenants, 4 versions"' \
+check_match "the backup event counts tenants and versions" '"action":"backup","detail":"3 tenants, 5 versions"' \
 	"$(cat "$STORE/audit.log")"
 check "no output holds key material (sealed keys, PEM private keys, the KEK)" python3 - "$E2E_ALL_OUTPUT" \
 	"$STORE.kek" "$STORE/tenants/acme.xml" "$STORE/tenants/beta.xml" "$STORE/audit.log" <<'EOF'
