@@ -335,6 +335,33 @@ static void test_later_revocation_stands_earlier_does_not(void **state)
 	tenant_free(backed_up);
 }
 
+/* A revoke that aborted a rollout after the backup: the version stays revoked
+ * and the rollout keeps the store's "aborted", a keyring that satisfies every
+ * invariant (a running rollout to a revoked version would not). */
+static void test_revocation_mid_rollout_keeps_the_aborted_rollout(void **state)
+{
+	(void)state;
+	struct tenant *backed_up = test_tenant_with_one_version("acme", t0);
+	assert_int_equal(test_rekey(backed_up, 7 * 86400, false, false, false, t0 + 10, NULL), LIC_OK);
+	struct tenant *stored = test_tenant_with_one_version("acme", t0);
+	assert_int_equal(test_rekey(stored, 7 * 86400, false, false, false, t0 + 10, NULL), LIC_OK);
+	lic_error error = {0};
+	assert_int_equal(lifecycle_revoke(stored, 2, false, t0 + 900, &error), LIC_OK);
+	assert_int_equal(stored->rollout.outcome, ROLLOUT_ABORTED);
+	assert_int_equal(backed_up->rollout.outcome, ROLLOUT_RUNNING);
+	struct restore_plan *plan = restore_plan_new();
+	if (restore_plan_add(plan, stored, backed_up, &error) != LIC_OK)
+		fail_msg("plan: %s", error.message);
+	const struct tenant *merged = plan->tenants[0].merged;
+	assert_int_equal(merged->versions[1].state, LIC_KEY_STATE_REVOKED);
+	assert_int_equal(merged->versions[0].state, LIC_KEY_STATE_ACTIVE);
+	assert_int_equal(merged->rollout.outcome, ROLLOUT_ABORTED);
+	assert_int_equal(plan->tenants[0].action, RESTORE_UNCHANGED);
+	restore_plan_free(plan);
+	tenant_free(stored);
+	tenant_free(backed_up);
+}
+
 static void test_byok_note_redacts_pin(void **state)
 {
 	(void)state;
@@ -499,6 +526,7 @@ int main(void)
 	    cmocka_unit_test(test_newer_version_in_store_refused_unless_forced),
 	    cmocka_unit_test(test_destroyed_stays_destroyed),
 	    cmocka_unit_test(test_later_revocation_stands_earlier_does_not),
+	    cmocka_unit_test(test_revocation_mid_rollout_keeps_the_aborted_rollout),
 	    cmocka_unit_test(test_byok_note_redacts_pin),
 	    cmocka_unit_test(test_key_id_with_two_numbers_refused),
 	    cmocka_unit_test_setup_teardown(test_store_rebuilt_from_world_xml, setup, teardown),
