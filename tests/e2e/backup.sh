@@ -9,7 +9,8 @@
 #   (3) a store of another world refuses the backup and is left unchanged;
 #   (4) a rekey after the backup: restore refuses, naming the new version, and
 #       changes nothing; --force drops it and says so;
-#   (5) a version destroyed after the backup stays destroyed;
+#   (5) a version destroyed after the backup stays destroyed, one revoked
+#       after it stays revoked;
 #   (6) a tampered or truncated backup is refused.
 # A BYOK tenant comes back as its PKCS#11 URI, and restore says that the key
 # must be in the token, with the PIN redacted. Also: the backup is 0600 and shows no tenant name or key id in the clear,
@@ -196,6 +197,20 @@ cp "$E2E_OUT" bob-rac-2.xml
 expect_fail KEY_DESTROYED "the version 1 PL no longer opens" lic acquire --rac bob-rac-2.xml --pl doc-1.pl.xml
 check "the version 2 PL does" lic acquire --rac bob-rac-2.xml --pl doc-2.pl.xml
 
+# A revocation made after the backup is the later decision: it stands. A
+# reinstate made after the backup does not undo the backup's revocation (only
+# decisions that remove access are carried over; docs/backup.md).
+T5=2026-11-28T17:00:00Z
+export LICENSOR_TEST_NOW=$T5
+check "revoke acme version 2 after the backup" lic revoke acme --version 2 --yes
+check "reinstate beta version 1 after the backup" lic reinstate beta --version 1
+check "restore" lic restore a.backup
+check_match "it says acme version 2 stays revoked" "tenant acme version 2 \(key id [0-9a-f]{32}\) stays revoked" \
+	"$(cat "$E2E_OUT")"
+check_eq "acme version 2 is still revoked" revoked "$(lic keys list acme --json | json - "[v['state'] for v in d if v['version'] == 2][0]")"
+check_eq "beta version 1 is revoked, as in the backup" revoked \
+	"$(lic keys list beta --json | json - "[v['state'] for v in d if v['version'] == 1][0]")"
+
 # ---- (6) tampered and truncated backups --------------------------------------------------
 
 python3 -c 'import sys; d=bytearray(open(sys.argv[1],"rb").read()); d[len(d)//2]^=1; open(sys.argv[2],"wb").write(d)' a.backup tampered.backup
@@ -210,7 +225,7 @@ refuse USAGE "restore needs a file" lic restore
 
 check "audit verify on A" lic audit verify
 check_eq "one backup event" 1 "$(grep -c '"action":"backup"' "$STORE/audit.log")"
-check_eq "three restore events (the refused ones wrote none)" 3 "$(grep -c '"action":"restore"' "$STORE/audit.log")"
+check_eq "four restore events (the refused ones wrote none)" 4 "$(grep -c '"action":"restore"' "$STORE/audit.log")"
 check_match "the backup event counts tenants and versions" '"action":"backup","detail":"3 tenants, 5 versions"' \
 	"$(cat "$STORE/audit.log")"
 check "no output holds key material (sealed keys, PEM private keys, the KEK)" python3 - "$E2E_ALL_OUTPUT" \
