@@ -83,5 +83,7 @@ int command_simulate(int argc, char **argv);
 int command_tpd(int argc, char **argv); /* tpd createkey, tpd unwrap */
 int command_export(int argc, char **argv);
 int command_import(int argc, char **argv);
+int command_backup(int argc, char **argv);
+int command_restore(int argc, char **argv);
 
 #endif

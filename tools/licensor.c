@@ -12,11 +12,11 @@ static const char usage_text[] =
     "usage: licensor COMMAND [ARGS] [--store DIR]\n"
     "\n"
     "Keyring:\n"
-    "  init        --store DIR [--kek-file F | --passphrase-file F]\n"
-    "  tenant      add T [--algorithm rsa-2048|rsa-3072|rsa-4096] | disable T | enable T | list [--json]\n"
+    "  init        --store DIR [--kek-file F | --passphrase-file F | --pkcs11 URI]\n"
+    "  tenant      add T [--algorithm rsa-2048|rsa-3072|rsa-4096 | --byok URI] | disable T | enable T | list [--json]\n"
     "  keys        list T [--json] | pubkey T --version N\n"
     "  rekey       T [--algorithm A] [--rollout DURATION | --immediate] [--reason routine|compromised] "
-    "[--pending]\n"
+    "[--pending] [--byok URI]\n"
     "  rollout     status T [--json]\n"
     "  revoke      T --version N [--yes]\n"
     "  reinstate   T --version N\n"
@@ -24,13 +24,16 @@ static const char usage_text[] =
     "  activate    T --version N\n"
     "  audit       verify\n"
     "  superuser   add T EMAIL | remove T EMAIL | list T [--json]\n"
-    "  pkcs11      keygen URI (--rsa BITS | --aes-256) | show URI [--pem]   [--pkcs11-module PATH]\n"
     "\n"
-    "Export and import (TPD):\n"
+    "Key custody:\n"
     "  tpd         createkey [--out DIR]\n"
     "              unwrap --key PrivateKey-<GUID>.txt --target TPD-<GUID>.xml [--out DIR]\n"
-    "  export      T --to PublicKey-<GUID>.txt [--out DIR]\n"
+    "  export      T --to PublicKey-<GUID>.txt [--out DIR]          (TPD-<GUID>.xml; BYOK: NOT_EXPORTABLE)\n"
     "  import      T --tpd ExportedTPD-<GUID>.xml --password-file Password-<GUID>.txt\n"
+    "  backup      --out FILE                  (every tenant, sealed under the world's KEK)\n"
+    "  restore     FILE [--force]              (only into a store of the same world)\n"
+    "  pkcs11      keygen URI (--rsa BITS | --aes-256) | show URI [--pem]\n"
+    "  BYOK:       tenant add T --byok URI | rekey T --byok URI | init --pkcs11 URI  [--pkcs11-module PATH]\n"
     "\n"
     "Licenses:\n"
     "  certify     T --principal EMAIL --pubkey user.pem [--days 31]          > rac.xml\n"
@@ -63,7 +66,8 @@ static const struct command commands[] = {
     {"acquire", command_acquire},     {"open", command_open},         {"bench", command_bench},
     {"superuser", command_superuser}, {"serve", command_serve},       {"replay", command_replay},
     {"simulate", command_simulate},   {"pkcs11", command_pkcs11},     {"tpd", command_tpd},
-    {"export", command_export},       {"import", command_import},
+    {"export", command_export},       {"import", command_import},     {"backup", command_backup},
+    {"restore", command_restore},
 };
 
 int main(int argc, char **argv)
