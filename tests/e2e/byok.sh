@@ -119,6 +119,23 @@ check "acquire doc-2 (unwrap in the token, signature managed)" lic acquire --rac
 cp "$E2E_OUT" ul-3.xml
 check "open doc-2" lic open --ul ul-3.xml --user-key bob.pem
 check_eq "doc-2 opens" "$(cat doc-2.key)" "$(cat "$E2E_OUT")"
+# ---- custody: a BYOK key is never exported; a backup holds its reference ----
+mkdir recipient
+check "tpd createkey (the receiving side)" lic tpd createkey --out recipient
+PUBLIC_KEY=$(ls recipient/PublicKey-*.txt)
+refuse NOT_EXPORTABLE "export of a tenant with BYOK versions" lic export contoso --to "$PUBLIC_KEY" --out recipient
+check_match "the refusal names a BYOK version" "version [12]" "$(cat "$E2E_ERR")"
+check "no TPD was written" bash -c '! ls recipient/TPD-* 2>/dev/null'
+check "backup" lic backup --out contoso.backup
+mkdir rebuilt
+cp store/world.xml rebuilt/
+check "restore into a store rebuilt from world.xml" lic restore contoso.backup --store rebuilt --kek-file store.kek
+check_match "restore says the BYOK key must be in the token" "must be in the token" "$(cat "$E2E_OUT")"
+check "keys list of the rebuilt store" lic keys list contoso --json --store rebuilt --kek-file store.kek
+check_eq "the rebuilt keyring has the same versions" "$(json keys3.json '[(v["key_id"], v["origin"], v["state"]) for v in d]')" \
+	"$(json "$E2E_OUT" '[(v["key_id"], v["origin"], v["state"]) for v in d]')"
+check "the rebuilt store unwraps in the token" lic acquire --rac bob-rac.xml --pl doc-2.pl.xml --store rebuilt --kek-file store.kek
+
 check "destroy version 1 --yes" lic destroy contoso --version 1 --yes
 check_match "destroy says the key stays in the token" "still in its token" "$(cat "$E2E_OUT")"
 expect_fail KEY_DESTROYED "the destroyed BYOK version unwraps nothing" lic acquire --rac bob-rac.xml --pl doc-1.pl.xml
