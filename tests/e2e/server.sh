@@ -161,7 +161,9 @@ check_eq "SIGHUP reloads the keyring (licensor_keyring_reloads_total grows)" "ye
 # bob's RAC signed by version 2 (a RAC signed by a revoked version is not
 # trusted) with the same PL of version 1.
 cp one.xml load-body.xml
-python3 "$HTTP_CLIENT" load 127.0.0.1 "$PORT" load-body.xml 7 load.json &
+# 10 s: room for the revoke and 1 s after it even when a loaded machine makes
+# the rekey's key generation slow (7 s left that window empty under load).
+python3 "$HTTP_CLIENT" load 127.0.0.1 "$PORT" load-body.xml 10 load.json &
 LOAD_PID=$!
 sleep 1.5
 REKEY_AT=$(python3 -c 'import time; print(time.time())')
