@@ -79,5 +79,6 @@ int command_open(int argc, char **argv);
 int command_bench(int argc, char **argv);
 int command_superuser(int argc, char **argv);
 int command_simulate(int argc, char **argv);
+int command_rewrap(int argc, char **argv);
 
 #endif

@@ -24,6 +24,7 @@ static const char usage_text[] =
     "  activate    T --version N\n"
     "  audit       verify\n"
     "  superuser   add T EMAIL | remove T EMAIL | list T [--json]\n"
+    "  rewrap      T --out DIR [--list FILE] PL-FILE...  (PLs of older versions to the current one)\n"
     "\n"
     "Licenses:\n"
     "  certify     T --principal EMAIL --pubkey user.pem [--days 31]          > rac.xml\n"
@@ -55,7 +56,7 @@ static const struct command commands[] = {
     {"audit", command_audit},         {"certify", command_certify},   {"publish", command_publish},
     {"acquire", command_acquire},     {"open", command_open},         {"bench", command_bench},
     {"superuser", command_superuser}, {"serve", command_serve},       {"replay", command_replay},
-    {"simulate", command_simulate},
+    {"simulate", command_simulate},   {"rewrap", command_rewrap},
 };
 
 int main(int argc, char **argv)
