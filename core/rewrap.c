@@ -44,8 +44,8 @@
 
 /* The old version's private key (new, EVP_PKEY_free: OpenSSL keeps its
  * private components in the secure heap, see licensor.h). */
-static lic_status open_old_key(const struct store *store, const char *tenant, const struct key_version *version,
-			       EVP_PKEY **out, lic_error *error)
+static lic_status open_old_key(const struct store *store, const char *tenant,
+			       const struct key_version *version, EVP_PKEY **out, lic_error *error)
 {
 	return store_open_private_key(store->kek, tenant, version, out, error);
 }
@@ -83,7 +83,8 @@ static lic_status serialize_document(xmlDocPtr document, char **out, size_t *out
  * ids, times and policy, the target's key id, and a Body digest equal to
  * the label the content key was wrapped with. */
 static lic_status check_rewritten(const char *xml, size_t length, const struct publishing_license *before,
-				  const struct rewrap_target *target, const uint8_t label[32], lic_error *error)
+				  const struct rewrap_target *target, const uint8_t label[32],
+				  lic_error *error)
 {
 	lic_status status = LIC_OK;
 	xmlDocPtr document = NULL;
@@ -98,7 +99,8 @@ static lic_status check_rewritten(const char *xml, size_t length, const struct p
 		same_policy = memcmp(&after.policy.grants[i], &before->policy.grants[i],
 				     sizeof after.policy.grants[i]) == 0;
 	if (strcmp(after.tenant, before->tenant) != 0 || strcmp(after.content_id, before->content_id) != 0 ||
-	    after.issued_at != before->issued_at || after.content_valid_until != before->content_valid_until ||
+	    after.issued_at != before->issued_at ||
+	    after.content_valid_until != before->content_valid_until ||
 	    after.license_validity_days != before->license_validity_days || !same_policy ||
 	    strcmp(after.key_id_hex, target->key_id_hex) != 0 || memcmp(after.body_digest, label, 32) != 0)
 		LIC_FAIL(error, LIC_INTERNAL, "the rewrapped PL does not read back as the original");
@@ -127,7 +129,8 @@ lic_status rewrap_document(const char *xml, size_t length, const char *tenant, E
 	if (content_key == NULL)
 		LIC_FAIL(error, LIC_INTERNAL, "out of secure memory");
 	if (strlen(target->key_id_hex) != KEY_ID_HEX_LENGTH - 1)
-		LIC_FAIL(error, LIC_INTERNAL, "the target key id must be %d hex digits", KEY_ID_HEX_LENGTH - 1);
+		LIC_FAIL(error, LIC_INTERNAL, "the target key id must be %d hex digits",
+			 KEY_ID_HEX_LENGTH - 1);
 	LIC_TRY(xml_document_parse(xml, length, REWRAP_FILE_MAX_BYTES, &document, error));
 	root = xmlDocGetRootElement(document);
 	LIC_TRY(publishing_license_read(document, root, &license, error));
@@ -215,7 +218,8 @@ static lic_status real_directory_of(const char *path, char *out, lic_error *erro
 		directory[slash - path] = '\0';
 	}
 	if (realpath(directory, out) == NULL)
-		return lic_error_set(error, LIC_IO, "cannot resolve directory %s: %s", directory, strerror(errno));
+		return lic_error_set(error, LIC_IO, "cannot resolve directory %s: %s", directory,
+				     strerror(errno));
 	return LIC_OK;
 }
 
@@ -251,8 +255,8 @@ static lic_status check_names(struct rewrap_item *items, size_t count, const cha
 			continue;
 		if (strcmp(directory, out_real) == 0)
 			LIC_FAIL(error, LIC_USAGE,
-				 "--out %s is the directory of %s: rewrap never overwrites its inputs", out_dir,
-				 items[i].path);
+				 "--out %s is the directory of %s: rewrap never overwrites its inputs",
+				 out_dir, items[i].path);
 		memcpy(previous, directory, sizeof previous);
 	}
 	sorted = malloc(count * sizeof *sorted);
@@ -263,7 +267,8 @@ static lic_status check_names(struct rewrap_item *items, size_t count, const cha
 	qsort(sorted, count, sizeof *sorted, compare_basenames);
 	for (size_t i = 1; i < count; i++)
 		if (strcmp(sorted[i - 1]->basename, sorted[i]->basename) == 0)
-			LIC_FAIL(error, LIC_USAGE, "%s and %s have the same name: their outputs would collide",
+			LIC_FAIL(error, LIC_USAGE,
+				 "%s and %s have the same name: their outputs would collide",
 				 sorted[i - 1]->path, sorted[i]->path);
 out:
 	free(sorted);
@@ -284,8 +289,9 @@ static lic_status version_usable(const struct tenant *tenant, const struct key_v
 		return lic_error_set(error, LIC_KEY_DESTROYED, "version %u of tenant %s is destroyed",
 				     version->number, tenant->name);
 	case LIC_KEY_STATE_PENDING:
-		return lic_error_set(error, LIC_KEY_REVOKED, "version %u of tenant %s is pending: not in use yet",
-				     version->number, tenant->name);
+		return lic_error_set(error, LIC_KEY_REVOKED,
+				     "version %u of tenant %s is pending: not in use yet", version->number,
+				     tenant->name);
 	}
 	return lic_error_set(error, LIC_INTERNAL, "unknown key state");
 }
@@ -303,7 +309,8 @@ static lic_status check_item(const struct tenant *tenant, struct rewrap_item *it
 	LIC_TRY(publishing_license_read(document, xmlDocGetRootElement(document), &license, error));
 	license_read = true;
 	if (strcmp(license.tenant, tenant->name) != 0)
-		LIC_FAIL(error, LIC_USAGE, "the PL belongs to tenant %s, not %s", license.tenant, tenant->name);
+		LIC_FAIL(error, LIC_USAGE, "the PL belongs to tenant %s, not %s", license.tenant,
+			 tenant->name);
 	item->version = tenant_find_key_id(tenant, license.key_id);
 	if (item->version == NULL)
 		LIC_FAIL(error, LIC_UNKNOWN_KEY, "tenant %s never had the PL's key %s", tenant->name,
@@ -319,10 +326,10 @@ out:
 }
 
 /* Phase 2: rewraps every item not under the target, one old version at a time. */
-static lic_status rewrap_items(const struct store *store, const struct tenant *tenant, struct rewrap_item *items,
-			       size_t count, const struct key_version *target_version,
-			       rewrap_progress_function progress, void *progress_argument,
-			       struct rewrap_summary *summary, lic_error *error)
+static lic_status rewrap_items(const struct store *store, const struct tenant *tenant,
+			       struct rewrap_item *items, size_t count,
+			       const struct key_version *target_version, rewrap_progress_function progress,
+			       void *progress_argument, struct rewrap_summary *summary, lic_error *error)
 {
 	lic_status status = LIC_OK;
 	struct rewrap_item **order = malloc((count ? count : 1) * sizeof *order);
@@ -332,8 +339,8 @@ static lic_status rewrap_items(const struct store *store, const struct tenant *t
 	size_t pending = 0, done = 0;
 	if (order == NULL)
 		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
-	LIC_TRY(key_material_from_public_der(target_version->public_key_der, target_version->public_key_length,
-					     &target.public_key, error));
+	LIC_TRY(key_material_from_public_der(target_version->public_key_der,
+					     target_version->public_key_length, &target.public_key, error));
 	memcpy(target.key_id_hex, target_version->key_id_hex, sizeof target.key_id_hex);
 	for (size_t i = 0; i < count; i++)
 		if (items[i].version != target_version)
@@ -346,7 +353,8 @@ static lic_status rewrap_items(const struct store *store, const struct tenant *t
 			EVP_PKEY_free(old_key);
 			old_key = NULL;
 			opened = NULL;
-			lic_status opened_status = open_old_key(store, tenant->name, item->version, &old_key, error);
+			lic_status opened_status =
+			    open_old_key(store, tenant->name, item->version, &old_key, error);
 			if (opened_status != LIC_OK) {
 				status = name_file(error, opened_status, item->path);
 				goto out;
@@ -460,16 +468,16 @@ lic_status rewrap_files(const struct admin_context *context, const char *name, c
 		LIC_FAIL(error, LIC_TENANT_DISABLED, "tenant %s is disabled: enable it first", name);
 	const struct key_version *target = tenant_signing_version(tenant, now);
 	if (target == NULL)
-		LIC_FAIL(error, LIC_KEY_REVOKED, "tenant %s has no active, uncompromised version to rewrap to",
-			 name);
+		LIC_FAIL(error, LIC_KEY_REVOKED,
+			 "tenant %s has no active, uncompromised version to rewrap to", name);
 	summary->files = count;
 	summary->target_version = target->number;
 	memcpy(summary->target_key_id_hex, target->key_id_hex, sizeof summary->target_key_id_hex);
 
 	for (size_t i = 0; i < count; i++)
 		LIC_TRY(check_item(tenant, &items[i], now, error));
-	LIC_TRY(rewrap_items(context->store, tenant, items, count, target, progress, progress_argument, summary,
-			     error));
+	LIC_TRY(rewrap_items(context->store, tenant, items, count, target, progress, progress_argument,
+			     summary, error));
 	audit_detail(summary, detail, sizeof detail);
 	event.version = target->number;
 	event.detail = detail;

@@ -80,7 +80,8 @@ static void publish(const char *tenant, const char *content_id, EVP_PKEY *key, c
 					  .license_validity_days = 7,
 					  .issued_at = 1795000000};
 	lic_error error = {0};
-	assert_int_equal(publishing_license_write(&request, key, key_id, content_key, xml, length, &error), LIC_OK);
+	assert_int_equal(publishing_license_write(&request, key, key_id, content_key, xml, length, &error),
+			 LIC_OK);
 }
 
 static lic_status read_pl(const char *xml, size_t length, struct publishing_license *pl, lic_error *error)
@@ -97,7 +98,8 @@ static lic_status read_pl(const char *xml, size_t length, struct publishing_lice
 static char *without_key_fields(const char *xml)
 {
 	char *copy = strdup(xml);
-	const char *tags[][2] = {{"<KeyId>", "</KeyId>"}, {"<EnablingBits Algorithm=\"RSA-OAEP-SHA256\">", "</EnablingBits>"}};
+	const char *tags[][2] = {{"<KeyId>", "</KeyId>"},
+				 {"<EnablingBits Algorithm=\"RSA-OAEP-SHA256\">", "</EnablingBits>"}};
 	for (size_t i = 0; i < 2; i++) {
 		char *start = strstr(copy, tags[i][0]);
 		assert_non_null(start);
@@ -137,15 +139,16 @@ static void test_rewrap_keeps_policy_and_content_key(void **state)
 	assert_string_equal(after.policy.owner, "alice@contoso.com");
 	assert_int_equal(after.policy.grant_count, 3);
 	for (size_t i = 0; i < 3; i++)
-		assert_memory_equal(&after.policy.grants[i], &before.policy.grants[i], sizeof after.policy.grants[i]);
+		assert_memory_equal(&after.policy.grants[i], &before.policy.grants[i],
+				    sizeof after.policy.grants[i]);
 	/* The content key: the same, under the new key and the new Body's label. */
-	assert_int_equal(oaep_unwrap(new_key, after.body_digest, 32, after.enabling_bits, after.enabling_bits_length,
-				     unwrapped, &error),
+	assert_int_equal(oaep_unwrap(new_key, after.body_digest, 32, after.enabling_bits,
+				     after.enabling_bits_length, unwrapped, &error),
 			 LIC_OK);
 	assert_memory_equal(unwrapped, content_key, CONTENT_KEY_LENGTH);
 	/* Not under the old key any more, nor under the old label. */
-	assert_int_equal(oaep_unwrap(old_key, after.body_digest, 32, after.enabling_bits, after.enabling_bits_length,
-				     unwrapped, &error),
+	assert_int_equal(oaep_unwrap(old_key, after.body_digest, 32, after.enabling_bits,
+				     after.enabling_bits_length, unwrapped, &error),
 			 LIC_PL_INTEGRITY);
 	assert_int_equal(oaep_unwrap(new_key, before.body_digest, 32, after.enabling_bits,
 				     after.enabling_bits_length, unwrapped, &error),
@@ -163,10 +166,10 @@ static void test_rewrap_keeps_policy_and_content_key(void **state)
 
 /* A Body written by hand, indented and commented; %s is its KeyId. */
 #define HAND_MADE_BODY                                                                                       \
-	"<Body>\n    <!-- hand-made -->\n    <Tenant>contoso</Tenant>\n"                                        \
-	"    <ContentId>doc-2</ContentId>\n    <IssuedAt>2026-11-23T17:00:00Z</IssuedAt>\n"                     \
-	"    <KeyId>%s</KeyId>\n    <Owner>alice@contoso.com</Owner>\n"                                         \
-	"    <Policy><LicenseValidityDays>3</LicenseValidityDays>"                                             \
+	"<Body>\n    <!-- hand-made -->\n    <Tenant>contoso</Tenant>\n"                                     \
+	"    <ContentId>doc-2</ContentId>\n    <IssuedAt>2026-11-23T17:00:00Z</IssuedAt>\n"                  \
+	"    <KeyId>%s</KeyId>\n    <Owner>alice@contoso.com</Owner>\n"                                      \
+	"    <Policy><LicenseValidityDays>3</LicenseValidityDays>"                                           \
 	"<Grant Principal=\"ANYONE\" Rights=\"VIEW\"/></Policy>\n  </Body>"
 
 /* A commented, indented PL keeps its comments and layout. */
@@ -184,16 +187,19 @@ static void test_rewrap_keeps_layout(void **state)
 		 "  <EnablingBits Algorithm=\"RSA-OAEP-SHA256\">AA==</EnablingBits>\n</PublishingLicense>\n",
 		 body_text);
 	xmlDocPtr document = NULL;
-	assert_int_equal(xml_document_parse(document_text, strlen(document_text), DOCUMENT_MAX_BYTES, &document, &error),
-			 LIC_OK);
+	assert_int_equal(
+	    xml_document_parse(document_text, strlen(document_text), DOCUMENT_MAX_BYTES, &document, &error),
+	    LIC_OK);
 	xmlNodePtr body_node = NULL;
-	assert_int_equal(xml_child(xmlDocGetRootElement(document), "Body", false, &body_node, &error), LIC_OK);
+	assert_int_equal(xml_child(xmlDocGetRootElement(document), "Body", false, &body_node, &error),
+			 LIC_OK);
 	assert_int_equal(xml_c14n_digest(document, body_node, label, &error), LIC_OK);
 	xmlFreeDoc(document);
 	uint8_t *wrapped = NULL;
 	size_t wrapped_length = 0;
-	assert_int_equal(oaep_wrap(old_key, label, 32, content_key, CONTENT_KEY_LENGTH, &wrapped, &wrapped_length, &error),
-			 LIC_OK);
+	assert_int_equal(
+	    oaep_wrap(old_key, label, 32, content_key, CONTENT_KEY_LENGTH, &wrapped, &wrapped_length, &error),
+	    LIC_OK);
 	char *bits = base64_encode(wrapped, wrapped_length);
 	snprintf(document_text, sizeof document_text,
 		 "<PublishingLicense xmlns=\"urn:licensor:v1\" Version=\"1\">\n  %s\n"
@@ -203,15 +209,15 @@ static void test_rewrap_keeps_layout(void **state)
 	memcpy(target.key_id_hex, new_key_id, sizeof target.key_id_hex);
 	char *out = NULL;
 	size_t out_length = 0;
-	assert_int_equal(rewrap_document(document_text, strlen(document_text), "contoso", old_key, &target, &out,
-					 &out_length, &error),
+	assert_int_equal(rewrap_document(document_text, strlen(document_text), "contoso", old_key, &target,
+					 &out, &out_length, &error),
 			 LIC_OK);
 	assert_non_null(strstr(out, "<!-- hand-made -->\n    <Tenant>contoso</Tenant>"));
 	struct publishing_license after;
 	assert_int_equal(read_pl(out, out_length, &after, &error), LIC_OK);
 	assert_string_equal(after.key_id_hex, new_key_id);
-	assert_int_equal(oaep_unwrap(new_key, after.body_digest, 32, after.enabling_bits, after.enabling_bits_length,
-				     unwrapped, &error),
+	assert_int_equal(oaep_unwrap(new_key, after.body_digest, 32, after.enabling_bits,
+				     after.enabling_bits_length, unwrapped, &error),
 			 LIC_OK);
 	assert_memory_equal(unwrapped, content_key, CONTENT_KEY_LENGTH);
 	publishing_license_cleanup(&after);
@@ -237,8 +243,8 @@ static void test_rewrap_refusals(void **state)
 	char *rights = strstr(tampered, "Rights=\"VIEW PRINT\"");
 	assert_non_null(rights);
 	memcpy(rights, "Rights=\"VIEW EDIT\" ", strlen("Rights=\"VIEW PRINT\""));
-	assert_int_equal(rewrap_document(tampered, strlen(tampered), "contoso", old_key, &target, &out, &out_length,
-					 &error),
+	assert_int_equal(rewrap_document(tampered, strlen(tampered), "contoso", old_key, &target, &out,
+					 &out_length, &error),
 			 LIC_PL_INTEGRITY);
 	assert_null(out);
 	free(tampered);
@@ -249,23 +255,24 @@ static void test_rewrap_refusals(void **state)
 	assert_non_null(bits);
 	bits += strlen("RSA-OAEP-SHA256\">");
 	bits[10] = bits[10] == 'A' ? 'B' : 'A';
-	assert_int_equal(rewrap_document(tampered, strlen(tampered), "contoso", old_key, &target, &out, &out_length,
-					 &error),
+	assert_int_equal(rewrap_document(tampered, strlen(tampered), "contoso", old_key, &target, &out,
+					 &out_length, &error),
 			 LIC_PL_INTEGRITY);
 	free(tampered);
 
 	/* The wrong old key. */
-	assert_int_equal(rewrap_document(xml, length, "contoso", other_key, &target, &out, &out_length, &error),
-			 LIC_PL_INTEGRITY);
+	assert_int_equal(
+	    rewrap_document(xml, length, "contoso", other_key, &target, &out, &out_length, &error),
+	    LIC_PL_INTEGRITY);
 	/* Another tenant's PL. */
-	assert_int_equal(rewrap_document(xml, length, "fabrikam", old_key, &target, &out, &out_length, &error),
-			 LIC_USAGE);
+	assert_int_equal(
+	    rewrap_document(xml, length, "fabrikam", old_key, &target, &out, &out_length, &error), LIC_USAGE);
 	assert_non_null(strstr(error.message, "contoso"));
 	/* Not a PL at all. */
 	const char *garbage = "<UseLicense xmlns=\"urn:licensor:v1\" Version=\"1\"/>";
-	assert_int_equal(rewrap_document(garbage, strlen(garbage), "contoso", old_key, &target, &out, &out_length,
-					 &error),
-			 LIC_MALFORMED);
+	assert_int_equal(
+	    rewrap_document(garbage, strlen(garbage), "contoso", old_key, &target, &out, &out_length, &error),
+	    LIC_MALFORMED);
 	assert_int_equal(rewrap_document("junk", 4, "contoso", old_key, &target, &out, &out_length, &error),
 			 LIC_MALFORMED);
 	assert_null(out);
@@ -297,8 +304,10 @@ static int setup_store(void **state)
 		fail_msg("init: %s", error.message);
 	fixture->context = (struct admin_context){
 	    .store = fixture->store, .clock = &fixture->clock_interface, .actor = "test"};
-	assert_int_equal(admin_tenant_add(&fixture->context, "contoso", KEY_ALGORITHM_RSA_2048, &error), LIC_OK);
-	assert_int_equal(admin_tenant_add(&fixture->context, "fabrikam", KEY_ALGORITHM_RSA_2048, &error), LIC_OK);
+	assert_int_equal(admin_tenant_add(&fixture->context, "contoso", KEY_ALGORITHM_RSA_2048, &error),
+			 LIC_OK);
+	assert_int_equal(admin_tenant_add(&fixture->context, "fabrikam", KEY_ALGORITHM_RSA_2048, &error),
+			 LIC_OK);
 	*state = fixture;
 	return 0;
 }
@@ -324,8 +333,9 @@ static void publish_file(struct fixture *fixture, const char *tenant, const char
 	assert_int_equal(admin_load_tenant(&fixture->context, tenant, &loaded, &error), LIC_OK);
 	const struct key_version *version = tenant_signing_version(loaded, fixture->clock.now);
 	assert_non_null(version);
-	assert_int_equal(key_material_from_public_der(version->public_key_der, version->public_key_length, &key, &error),
-			 LIC_OK);
+	assert_int_equal(
+	    key_material_from_public_der(version->public_key_der, version->public_key_length, &key, &error),
+	    LIC_OK);
 	RAND_bytes(content_key, CONTENT_KEY_LENGTH);
 	publish(tenant, name, key, version->key_id_hex, content_key, &xml, &length);
 	test_join_path(path, sizeof path, directory, name);
@@ -349,7 +359,8 @@ static bool exists(const char *path)
 }
 
 /* The content key of a PL file, unwrapped with `version`'s private key. */
-static void open_file(struct fixture *fixture, const char *path, uint32_t number, uint8_t content_key[CONTENT_KEY_LENGTH])
+static void open_file(struct fixture *fixture, const char *path, uint32_t number,
+		      uint8_t content_key[CONTENT_KEY_LENGTH])
 {
 	char *xml = NULL;
 	size_t length = 0;
@@ -362,9 +373,10 @@ static void open_file(struct fixture *fixture, const char *path, uint32_t number
 	assert_int_equal(admin_load_tenant(&fixture->context, "contoso", &loaded, &error), LIC_OK);
 	const struct key_version *version = tenant_version(loaded, number);
 	assert_string_equal(license.key_id_hex, version->key_id_hex);
-	assert_int_equal(store_open_private_key(fixture->store->kek, "contoso", version, &key, &error), LIC_OK);
-	assert_int_equal(oaep_unwrap(key, license.body_digest, 32, license.enabling_bits, license.enabling_bits_length,
-				     content_key, &error),
+	assert_int_equal(store_open_private_key(fixture->store->kek, "contoso", version, &key, &error),
+			 LIC_OK);
+	assert_int_equal(oaep_unwrap(key, license.body_digest, 32, license.enabling_bits,
+				     license.enabling_bits_length, content_key, &error),
 			 LIC_OK);
 	EVP_PKEY_free(key);
 	publishing_license_cleanup(&license);
@@ -413,24 +425,28 @@ static void test_rewrap_files(void **state)
 	/* Refusals: nothing written, no audit line. */
 	struct rewrap_summary summary;
 	path_list[5] = theirs;
-	assert_int_equal(rewrap_files(&fixture->context, "contoso", out, path_list, 6, NULL, NULL, &summary, &error),
-			 LIC_USAGE);
+	assert_int_equal(
+	    rewrap_files(&fixture->context, "contoso", out, path_list, 6, NULL, NULL, &summary, &error),
+	    LIC_USAGE);
 	assert_non_null(strstr(error.message, "theirs.xml"));
 	assert_false(exists(out));
-	assert_int_equal(rewrap_files(&fixture->context, "contoso", in, path_list, 5, NULL, NULL, &summary, &error),
-			 LIC_USAGE);
-	assert_int_equal(rewrap_files(&fixture->context, "nobody", out, path_list, 5, NULL, NULL, &summary, &error),
-			 LIC_UNKNOWN_TENANT);
+	assert_int_equal(
+	    rewrap_files(&fixture->context, "contoso", in, path_list, 5, NULL, NULL, &summary, &error),
+	    LIC_USAGE);
+	assert_int_equal(
+	    rewrap_files(&fixture->context, "nobody", out, path_list, 5, NULL, NULL, &summary, &error),
+	    LIC_UNKNOWN_TENANT);
 	const char *twice[] = {paths[0], paths[0]};
-	assert_int_equal(rewrap_files(&fixture->context, "contoso", out, twice, 2, NULL, NULL, &summary, &error),
-			 LIC_USAGE);
+	assert_int_equal(
+	    rewrap_files(&fixture->context, "contoso", out, twice, 2, NULL, NULL, &summary, &error),
+	    LIC_USAGE);
 	assert_false(exists(out));
 	assert_int_equal(audit_lines(fixture), lines);
 
 	/* The rewrap: v1 and v2 → v3, one group each, e.xml already current. */
 	size_t progress_calls = 0;
-	assert_int_equal(rewrap_files(&fixture->context, "contoso", out, path_list, 5, count_progress, &progress_calls,
-				      &summary, &error),
+	assert_int_equal(rewrap_files(&fixture->context, "contoso", out, path_list, 5, count_progress,
+				      &progress_calls, &summary, &error),
 			 LIC_OK);
 	assert_int_equal(progress_calls, 4);
 	assert_int_equal(summary.files, 5);
@@ -470,8 +486,9 @@ static void test_rewrap_files(void **state)
 	char again[128];
 	snprintf(again, sizeof again, "%s/again", fixture->directory);
 	lines = audit_lines(fixture);
-	assert_int_equal(rewrap_files(&fixture->context, "contoso", again, path_list, 5, NULL, NULL, &summary, &error),
-			 LIC_KEY_REVOKED);
+	assert_int_equal(
+	    rewrap_files(&fixture->context, "contoso", again, path_list, 5, NULL, NULL, &summary, &error),
+	    LIC_KEY_REVOKED);
 	assert_non_null(strstr(error.message, "a.xml"));
 	assert_false(exists(again));
 	assert_int_equal(audit_lines(fixture), lines);

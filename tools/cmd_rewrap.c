@@ -31,7 +31,8 @@ static const char rewrap_usage[] = "rewrap TENANT --out DIR [--list FILE] PL-FIL
 /* Options of rewrap and the common ones that take a value. */
 static bool takes_value(const char *argument)
 {
-	static const char *const names[] = {"--out", "--list", "--store", "--kek-file", "--passphrase-file", NULL};
+	static const char *const names[] = {"--out", "--list", "--store", "--kek-file", "--passphrase-file",
+					    NULL};
 	for (const char *const *name = names; *name; name++)
 		if (strcmp(argument, *name) == 0)
 			return true;
@@ -88,8 +89,8 @@ static lic_status read_list(const char *path, char **text, const char ***files, 
 			*end = '\0';
 		if (line[0] != '\0') {
 			if (*file_count == REWRAP_MAX_FILES)
-				return lic_error_set(error, LIC_TOO_LARGE, "more than %d PL files in one rewrap",
-						     REWRAP_MAX_FILES);
+				return lic_error_set(error, LIC_TOO_LARGE,
+						     "more than %d PL files in one rewrap", REWRAP_MAX_FILES);
 			(*files)[(*file_count)++] = line;
 		}
 		line = end ? end + 1 : NULL;
@@ -123,17 +124,19 @@ int command_rewrap(int argc, char **argv)
 	    cli_parse(option_count, options, "rewrap", rewrap_options, &args, &error) != LIC_OK)
 		goto fail;
 	if (args.help) {
-		printf("usage: licensor %s\n"
-		       "Rewraps publishing licenses made under older key versions of TENANT to its current\n"
-		       "version (the newest active, not compromised one) and writes them to DIR under the same\n"
-		       "file names; DIR is created 0700 if needed and must not be the directory of an input.\n"
-		       "The policy, ids and times stay as they were; only the KeyId and the wrapped content\n"
-		       "key change, and the content key is never shown. PLs already under the current version\n"
-		       "are copied unchanged. Every input is checked before anything is written: one bad file\n"
-		       "(malformed, another tenant's, under a revoked or destroyed version) refuses them all.\n"
-		       "  --list FILE   read PL paths from FILE, one a line (as well as any given as arguments)\n"
-		       "Afterwards the old versions can be revoked: the rewrapped PLs still open.\n",
-		       rewrap_usage);
+		printf(
+		    "usage: licensor %s\n"
+		    "Rewraps publishing licenses made under older key versions of TENANT to its current\n"
+		    "version (the newest active, not compromised one) and writes them to DIR under the same\n"
+		    "file names; DIR is created 0700 if needed and must not be the directory of an input.\n"
+		    "The policy, ids and times stay as they were; only the KeyId and the wrapped content\n"
+		    "key change, and the content key is never shown. PLs already under the current version\n"
+		    "are copied unchanged. Every input is checked before anything is written: one bad file\n"
+		    "(malformed, another tenant's, under a revoked or destroyed version) refuses them all.\n"
+		    "  --list FILE   read PL paths from FILE, one a line (as well as any given as "
+		    "arguments)\n"
+		    "Afterwards the old versions can be revoked: the rewrapped PLs still open.\n",
+		    rewrap_usage);
 		goto out;
 	}
 	if (cli_expect_positionals(&args, 1, rewrap_usage, &error) != LIC_OK)
@@ -155,13 +158,14 @@ int command_rewrap(int argc, char **argv)
 		goto fail;
 	struct admin_context context;
 	cli_admin_context(store, &context);
-	if (rewrap_files(&context, name, out_dir, files, file_count, report_progress, NULL, &summary, &error) !=
-	    LIC_OK)
+	if (rewrap_files(&context, name, out_dir, files, file_count, report_progress, NULL, &summary,
+			 &error) != LIC_OK)
 		goto fail;
 	printf("tenant %s: %zu PLs in %s, version %u (key id %s)\n", name, summary.files, out_dir,
 	       summary.target_version, summary.target_key_id_hex);
 	for (size_t i = 0; i < summary.source_count; i++)
-		printf("  rewrapped from version %u: %zu\n", summary.sources[i].version, summary.sources[i].count);
+		printf("  rewrapped from version %u: %zu\n", summary.sources[i].version,
+		       summary.sources[i].count);
 	printf("  already current: %zu\n", summary.already_current);
 	goto out;
 fail:
