@@ -250,6 +250,15 @@ static lic_status check_names(struct rewrap_item *items, size_t count, const cha
 			LIC_FAIL(error, LIC_USAGE, "%s: not a file name", items[i].path);
 		if (!out_exists)
 			continue;
+		/* An input reached through a symbolic link may be the very file its output would replace. */
+		char output[PATH_MAX], output_real[PATH_MAX], input_real[PATH_MAX];
+		LIC_TRY(file_join(output, sizeof output, out_real, name, error));
+		if (realpath(output, output_real) != NULL && realpath(items[i].path, input_real) != NULL &&
+		    strcmp(output_real, input_real) == 0)
+			LIC_FAIL(error, LIC_USAGE,
+				 "%s would be overwritten by its own output in %s: rewrap never "
+				 "overwrites its inputs",
+				 items[i].path, out_dir);
 		LIC_TRY(real_directory_of(items[i].path, directory, error));
 		if (strcmp(directory, previous) == 0)
 			continue;
@@ -403,7 +412,7 @@ static void audit_detail(const struct rewrap_summary *summary, char *out, size_t
 					 summary->sources[i].count);
 	}
 	if (others > 0 && used < size)
-		used += (size_t)snprintf(out + used, size - used, " older versions: %zu,", others);
+		used += (size_t)snprintf(out + used, size - used, " other versions: %zu,", others);
 	if (used < size)
 		snprintf(out + used, size - used, " already current: %zu", summary->already_current);
 }

@@ -149,6 +149,9 @@ check_eq "the same 20 originals are KEY_REVOKED" 20 "$revoked"
 check "rewrap the outputs again" lic rewrap contoso --out again out/*.xml
 check_match "all already current" "already current: $COUNT" "$(cat "$E2E_OUT")"
 check_eq "copied byte for byte" "" "$(diff -r out again | head -3)"
+mkdir links
+ln -s "$E2E_TMP/again/doc-1.xml" links/doc-1.xml
+refuse USAGE "an input that is, through a link, its own output" lic rewrap contoso --out again links/doc-1.xml
 refuse_rewrap KEY_REVOKED "a PL under the revoked version" contoso --out out pl/doc-1.xml
 check_match "the refusal names the file" 'pl/doc-1\.xml' "$(cat "$E2E_ERR")"
 refuse_rewrap UNKNOWN_TENANT "unknown tenant, out/ existing" nobody --out out again/doc-1.xml
