@@ -85,5 +85,6 @@ int command_export(int argc, char **argv);
 int command_import(int argc, char **argv);
 int command_backup(int argc, char **argv);
 int command_restore(int argc, char **argv);
+int command_rewrap(int argc, char **argv);
 
 #endif

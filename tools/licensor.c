@@ -24,6 +24,7 @@ static const char usage_text[] =
     "  activate    T --version N\n"
     "  audit       verify\n"
     "  superuser   add T EMAIL | remove T EMAIL | list T [--json]\n"
+    "  rewrap      T --out DIR [--list FILE] PL-FILE...  (PLs of older versions to the current one)\n"
     "\n"
     "Key custody:\n"
     "  tpd         createkey [--out DIR]\n"
@@ -67,7 +68,7 @@ static const struct command commands[] = {
     {"superuser", command_superuser}, {"serve", command_serve},       {"replay", command_replay},
     {"simulate", command_simulate},   {"pkcs11", command_pkcs11},     {"tpd", command_tpd},
     {"export", command_export},       {"import", command_import},     {"backup", command_backup},
-    {"restore", command_restore},
+    {"restore", command_restore},     {"rewrap", command_rewrap},
 };
 
 int main(int argc, char **argv)

@@ -119,6 +119,15 @@ check "acquire doc-2 (unwrap in the token, signature managed)" lic acquire --rac
 cp "$E2E_OUT" ul-3.xml
 check "open doc-2" lic open --ul ul-3.xml --user-key bob.pem
 check_eq "doc-2 opens" "$(cat doc-2.key)" "$(cat "$E2E_OUT")"
+# ---- rewrap: PLs of a BYOK version move to the managed version 3 (unwrapped in the token) ----
+check "rewrap doc-2 (byok version 2) to version 3" lic rewrap contoso --out rewrapped doc-2.pl.xml
+V3=$(json keys3.json 'd[2]["key_id"]')
+check_eq "the rewrapped PL names version 3" "$V3" "$(xml_text rewrapped/doc-2.pl.xml KeyId)"
+check "acquire the rewrapped PL" lic acquire --rac bob-rac.xml --pl rewrapped/doc-2.pl.xml
+cp "$E2E_OUT" ul-4.xml
+check "open the rewrapped PL's license" lic open --ul ul-4.xml --user-key bob.pem
+check_eq "the rewrapped PL carries the same content key" "$(cat doc-2.key)" "$(cat "$E2E_OUT")"
+
 # ---- custody: a BYOK key is never exported; a backup holds its reference ----
 mkdir recipient
 check "tpd createkey (the receiving side)" lic tpd createkey --out recipient
