@@ -12,7 +12,7 @@ Modes:
   stalled HOST PORT BODY SECONDS   16 pipelined requests never read: the
                                    server's send timeout closes the connection
   concurrent HOST PORT BODY N      N connections at once, each gets a license
-  load HOST PORT BODY SECONDS OUT  keep-alive load from 8 connections for
+  load HOST PORT BODY SECONDS OUT  keep-alive load from 8 connections (until OUT.stop exists) for
                                    SECONDS (BODY re-read when it changes);
                                    writes every request's time, status, item
                                    codes and signing key ids to OUT (JSON)
@@ -392,7 +392,8 @@ def mode_concurrent(host, port, body, count):
 
 def mode_load(host, port, body_path, seconds, out):
     """Keep-alive load; records, per request, the time and the item codes.
-    The body is read from body_path, again whenever the file changes."""
+    The body is read from body_path, again whenever the file changes. It stops
+    after `seconds`, or earlier when the file OUT.stop appears."""
     body = open(body_path, "rb").read()
     stop = time.monotonic() + seconds
     records = []
@@ -412,7 +413,7 @@ def mode_load(host, port, body_path, seconds, out):
         try:
             sock = connect(host, port)
             reader = Reader(sock)
-            while time.monotonic() < stop:
+            while time.monotonic() < stop and not os.path.exists(out + ".stop"):
                 with lock:
                     payload = body_now()
                 sent = time.time()
