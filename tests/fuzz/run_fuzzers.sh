@@ -31,7 +31,7 @@ if ! command -v "$CC" >/dev/null; then
 	echo "run_fuzzers: $CC not found: install the Debian package 'clang'" >&2
 	exit 2
 fi
-MODULES="openssl libxml-2.0 liburcu-bp liburing"
+MODULES="openssl libxml-2.0 liburcu-bp liburing p11-kit-1"
 if ! pkg-config --exists $MODULES; then
 	echo "run_fuzzers: pkg-config cannot find $MODULES (./setup test installs them)" >&2
 	exit 2
@@ -98,7 +98,7 @@ fi
 for target in "${TARGETS[@]}"; do
 	echo "run_fuzzers: linking $target"
 	if ! "$CC" "${CFLAGS[@]}" "${SANITIZE[@]}" -fsanitize=fuzzer "$FUZZ_DIR/$target.c" \
-		"$BUILD_DIR"/objects/*.o "${PKG_LIBS[@]}" -lhttp_parser -lpthread -o "$BUILD_DIR/bin/$target"; then
+		"$BUILD_DIR"/objects/*.o "${PKG_LIBS[@]}" -lhttp_parser -lpthread -ldl -o "$BUILD_DIR/bin/$target"; then
 		echo "run_fuzzers: $target does not build" >&2
 		exit 2
 	fi
