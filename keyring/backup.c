@@ -587,8 +587,10 @@ lic_status restore_plan_add(struct restore_plan *plan, const struct tenant *stor
 			} else if (kept->state == LIC_KEY_STATE_REVOKED &&
 				   result->state != LIC_KEY_STATE_REVOKED &&
 				   result->state != LIC_KEY_STATE_DESTROYED &&
-				   kept->revoked_at > last_decision(old)) {
-				/* The store's revocation is the later decision: it stands. */
+				   kept->revoked_at >= last_decision(old)) {
+				/* The store's revocation is the later decision: it stands. Times
+				 * are whole seconds, so a tie keeps the decision that removes
+				 * access. */
 				result->state = LIC_KEY_STATE_REVOKED;
 				result->state_before_revoke = kept->state_before_revoke;
 				result->revoked_at = kept->revoked_at;

@@ -10,10 +10,13 @@
  * copy of world.xml is rebuilt by a restore, and a refused restore changes
  * not one byte.
  */
+#include <errno.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <libxml/xmlmemory.h>
@@ -335,6 +338,29 @@ static void test_later_revocation_stands_earlier_does_not(void **state)
 	tenant_free(backed_up);
 }
 
+/* A revoke in the same second as the backup's last decision on that version:
+ * the tie keeps the decision that removes access. */
+static void test_revocation_in_the_same_second_stands(void **state)
+{
+	(void)state;
+	struct tenant *backed_up = make_acme();
+	struct tenant *stored = make_acme();
+	lic_error error = {0};
+	/* make_acme retains version 1 at t0 + 10: the backup's last decision on it. */
+	assert_int_equal(backed_up->versions[0].retained_at, t0 + 10);
+	assert_int_equal(lifecycle_revoke(stored, 1, true, t0 + 10, &error), LIC_OK);
+	struct restore_plan *plan = restore_plan_new();
+	if (restore_plan_add(plan, stored, backed_up, &error) != LIC_OK)
+		fail_msg("plan: %s", error.message);
+	assert_int_equal(plan->tenants[0].merged->versions[0].state, LIC_KEY_STATE_REVOKED);
+	assert_int_equal(plan->tenants[0].merged->versions[0].revoked_at, t0 + 10);
+	assert_int_equal(plan->note_count, 1);
+	assert_int_equal(plan->notes[0].kind, RESTORE_NOTE_KEPT_REVOKED);
+	restore_plan_free(plan);
+	tenant_free(stored);
+	tenant_free(backed_up);
+}
+
 /* A revoke that aborted a rollout after the backup: the version stays revoked
  * and the rollout keeps the store's "aborted", a keyring that satisfies every
  * invariant (a running rollout to a revoked version would not). */
@@ -526,6 +552,7 @@ int main(void)
 	    cmocka_unit_test(test_newer_version_in_store_refused_unless_forced),
 	    cmocka_unit_test(test_destroyed_stays_destroyed),
 	    cmocka_unit_test(test_later_revocation_stands_earlier_does_not),
+	    cmocka_unit_test(test_revocation_in_the_same_second_stands),
 	    cmocka_unit_test(test_revocation_mid_rollout_keeps_the_aborted_rollout),
 	    cmocka_unit_test(test_byok_note_redacts_pin),
 	    cmocka_unit_test(test_key_id_with_two_numbers_refused),
