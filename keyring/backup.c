@@ -693,8 +693,7 @@ static struct audit_event store_event(const struct admin_context *context, const
 	return event;
 }
 
-/* Reads audit.head (its one line, without the newline), "" when absent. */
-static lic_status read_audit_head(const char *directory, char out[BACKUP_AUDIT_HEAD_MAX], lic_error *error)
+lic_status backup_read_audit_head(const char *directory, char out[BACKUP_AUDIT_HEAD_MAX], lic_error *error)
 {
 	char path[PATH_MAX];
 	char *text = NULL;
@@ -703,12 +702,15 @@ static lic_status read_audit_head(const char *directory, char out[BACKUP_AUDIT_H
 	lic_status status = file_join(path, sizeof path, directory, "audit.head", error);
 	if (status != LIC_OK)
 		return status;
-	lic_error ignored = {0};
-	if (file_read_all(path, BACKUP_AUDIT_HEAD_MAX - 1, &text, &length, &ignored) != LIC_OK) {
-		if (errno == ENOENT)
-			return LIC_OK;
-		return lic_error_set(error, LIC_IO, "cannot read %s", path);
-	}
+	/* Absent only when this very open says ENOENT: errno may hold an older
+	 * ENOENT after a failure that sets none (too large, not a regular file). */
+	lic_error read_error = {0};
+	errno = 0;
+	status = file_read_all(path, BACKUP_AUDIT_HEAD_MAX - 1, &text, &length, &read_error);
+	if (status == LIC_IO && errno == ENOENT)
+		return LIC_OK;
+	if (status != LIC_OK)
+		return lic_error_set(error, status, "%s", read_error.message);
 	while (length > 0 && (text[length - 1] == '\n' || text[length - 1] == '\r'))
 		length--;
 	memcpy(out, text, length);
@@ -764,7 +766,7 @@ lic_status backup_store(const struct admin_context *context, const char *path, b
 	backup = backup_new(store->world.store_id, now);
 	if (backup == NULL)
 		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
-	LIC_TRY(read_audit_head(store->directory, backup->audit_head, error));
+	LIC_TRY(backup_read_audit_head(store->directory, backup->audit_head, error));
 	for (size_t i = 0; i < name_count; i++) {
 		LIC_TRY(store_tenant_path(store, names[i], tenant_path, sizeof tenant_path, error));
 		LIC_TRY(file_read_all(tenant_path, TENANT_FILE_MAX_BYTES, &text, &length, error));

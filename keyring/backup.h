@@ -150,6 +150,11 @@ struct backup_summary {
 	size_t byok_count;
 };
 
+/* Reads `directory`/audit.head into out (its one line, without the newline);
+ * "" only when the file does not exist. Any other failure to read it
+ * (too large, not a regular file, unreadable) is returned as an error. */
+lic_status backup_read_audit_head(const char *directory, char out[BACKUP_AUDIT_HEAD_MAX], lic_error *error);
+
 /* Under the store lock: reads every tenant, writes the backup to `path`
  * atomically (0600) and appends the "backup" audit event. */
 lic_status backup_store(const struct admin_context *context, const char *path, backup_progress progress,

@@ -543,6 +543,39 @@ static void test_store_rebuilt_from_world_xml(void **state)
 	store_close(store);
 }
 
+/* audit.head is "absent" only when it does not exist, whatever errno held before. */
+static void test_read_audit_head(void **state)
+{
+	struct fixture *fixture = *state;
+	char head[BACKUP_AUDIT_HEAD_MAX], path[128];
+	lic_error error = {0};
+	test_join_path(path, sizeof path, fixture->directory, "audit.head");
+	errno = EACCES;
+	assert_int_equal(backup_read_audit_head(fixture->directory, head, &error), LIC_OK);
+	assert_string_equal(head, "");
+
+	char line[BACKUP_AUDIT_HEAD_MAX + 64];
+	snprintf(line, sizeof line, "seq 3 sha256 %064d\n", 0);
+	assert_int_equal(file_write_atomic(path, line, strlen(line), 0600, 0, NULL), LIC_OK);
+	assert_int_equal(backup_read_audit_head(fixture->directory, head, &error), LIC_OK);
+	line[strlen(line) - 1] = '\0';
+	assert_string_equal(head, line);
+
+	memset(line, 'x', sizeof line);
+	assert_int_equal(file_write_atomic(path, line, sizeof line, 0600, 0, NULL), LIC_OK);
+	errno = ENOENT; /* left over from an earlier call */
+	memset(&error, 0, sizeof error);
+	assert_int_equal(backup_read_audit_head(fixture->directory, head, &error), LIC_TOO_LARGE);
+	assert_non_null(strstr(error.message, "audit.head"));
+
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mkdir(path, 0700), 0);
+	errno = ENOENT;
+	memset(&error, 0, sizeof error);
+	assert_int_equal(backup_read_audit_head(fixture->directory, head, &error), LIC_IO);
+	assert_non_null(strstr(error.message, "audit.head"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -557,6 +590,7 @@ int main(void)
 	    cmocka_unit_test(test_byok_note_redacts_pin),
 	    cmocka_unit_test(test_key_id_with_two_numbers_refused),
 	    cmocka_unit_test_setup_teardown(test_store_rebuilt_from_world_xml, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_read_audit_head, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
