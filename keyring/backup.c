@@ -719,10 +719,15 @@ lic_status backup_read_audit_head(const char *directory, char out[BACKUP_AUDIT_H
 	return LIC_OK;
 }
 
-/* A backup written into tenants/ would be read back as a (damaged) tenant. */
-static lic_status check_output_outside_tenants(const struct store *store, const char *path, lic_error *error)
+/* No output anywhere in the store directory: in tenants/ it would be read
+ * back as a (damaged) tenant, and at the top it could replace world.xml,
+ * audit.log or audit.head. The parent is resolved (symlinks, "..", a relative
+ * path); the file itself need not exist, and is replaced by a rename, never
+ * written through a symlink. A parent that cannot be resolved is left to the
+ * write, which fails (IO). */
+static lic_status check_output_outside_store(const struct store *store, const char *path, lic_error *error)
 {
-	char parent[PATH_MAX], tenants[PATH_MAX], resolved_parent[PATH_MAX], resolved_tenants[PATH_MAX];
+	char parent[PATH_MAX], resolved_parent[PATH_MAX], resolved_store[PATH_MAX];
 	if (snprintf(parent, sizeof parent, "%s", path) >= (int)sizeof parent)
 		return lic_error_set(error, LIC_TOO_LARGE, "backup path too long");
 	char *slash = strrchr(parent, '/');
@@ -732,14 +737,19 @@ static lic_status check_output_outside_tenants(const struct store *store, const 
 		parent[1] = '\0';
 	else
 		*slash = '\0';
-	lic_status status = file_join(tenants, sizeof tenants, store->directory, "tenants", error);
-	if (status != LIC_OK)
-		return status;
-	if (realpath(parent, resolved_parent) != NULL && realpath(tenants, resolved_tenants) != NULL &&
-	    strcmp(resolved_parent, resolved_tenants) == 0)
+	if (realpath(parent, resolved_parent) == NULL)
+		return LIC_OK;
+	if (realpath(store->directory, resolved_store) == NULL)
+		return lic_error_set(error, LIC_IO, "cannot resolve the store directory %s: %s",
+				     store->directory, strerror(errno));
+	size_t store_length = strlen(resolved_store);
+	bool inside = strcmp(resolved_store, "/") == 0 ||
+		      (strncmp(resolved_parent, resolved_store, store_length) == 0 &&
+		       (resolved_parent[store_length] == '\0' || resolved_parent[store_length] == '/'));
+	if (inside)
 		return lic_error_set(error, LIC_USAGE,
-				     "a backup cannot be written into the store's tenants/ directory: choose "
-				     "another --out");
+				     "a backup cannot be written inside the store directory (it could "
+				     "replace world.xml, the audit log or a tenant): choose another --out");
 	return LIC_OK;
 }
 
@@ -758,7 +768,7 @@ lic_status backup_store(const struct admin_context *context, const char *path, b
 
 	snprintf(detail, sizeof detail, "%zu tenants, %zu versions", (size_t)UINT32_MAX, (size_t)UINT32_MAX);
 	struct audit_event event = store_event(context, "backup", detail);
-	LIC_TRY(check_output_outside_tenants(store, path, error));
+	LIC_TRY(check_output_outside_store(store, path, error));
 	LIC_TRY(store_lock(store, error));
 	LIC_TRY(audit_check_event(&event, now, error));
 	LIC_TRY(audit_check_appendable(store->directory, error));

@@ -543,6 +543,88 @@ static void test_store_rebuilt_from_world_xml(void **state)
 	store_close(store);
 }
 
+static void assert_same_file(const char *path, const char *expected, size_t expected_length)
+{
+	size_t length = 0;
+	char *data = read_file(path, &length);
+	assert_int_equal(length, expected_length);
+	assert_memory_equal(data, expected, length);
+	free(data);
+}
+
+/* A store with tenant acme in fixture/store. */
+static struct store *make_store(const struct fixture *fixture, char *directory, size_t size)
+{
+	struct store *store = NULL;
+	lic_error error = {0};
+	test_join_path(directory, size, fixture->directory, "store");
+	struct store_options options = {.directory = directory};
+	assert_int_equal(store_init(&options, &store, &error), LIC_OK);
+	struct admin_context context = {.store = store, .actor = "test"};
+	assert_int_equal(admin_tenant_add(&context, "acme", KEY_ALGORITHM_RSA_2048, &error), LIC_OK);
+	return store;
+}
+
+/* No output anywhere in the store directory: world.xml, the audit log and
+ * its head, a new file at its top, tenants/, a subdirectory, the store reached
+ * through a symlink or a relative path. Each is refused (USAGE) and changes
+ * nothing; a file next to the store is fine. */
+static void test_backup_into_the_store_refused(void **state)
+{
+	struct fixture *fixture = *state;
+	char directory[128], path[256], link[128], world[256], log[256], head[256];
+	lic_error error = {0};
+	struct store *store = make_store(fixture, directory, sizeof directory);
+	struct admin_context context = {.store = store, .actor = "test"};
+	test_join_path(world, sizeof world, directory, "world.xml");
+	test_join_path(log, sizeof log, directory, "audit.log");
+	test_join_path(head, sizeof head, directory, "audit.head");
+	test_join_path(path, sizeof path, directory, "sub");
+	assert_int_equal(mkdir(path, 0700), 0);
+	test_join_path(link, sizeof link, fixture->directory, "link");
+	assert_int_equal(symlink(directory, link), 0);
+	size_t world_length = 0, log_length = 0, head_length = 0;
+	char *world_before = read_file(world, &world_length);
+	char *log_before = read_file(log, &log_length);
+	char *head_before = read_file(head, &head_length);
+
+	const char *inside[] = {"world.xml", "audit.log", "audit.head", "new.backup", "tenants/x.backup",
+				"sub/new.backup", "tenants/../sub/../new.backup"};
+	struct stat info;
+	for (size_t i = 0; i < sizeof inside / sizeof inside[0]; i++) {
+		for (int through_link = 0; through_link < 2; through_link++) {
+			test_join_path(path, sizeof path, through_link ? link : directory, inside[i]);
+			memset(&error, 0, sizeof error);
+			if (backup_store(&context, path, NULL, NULL, NULL, &error) != LIC_USAGE)
+				fail_msg("backup --out %s: not refused (%s)", path, error.message);
+			assert_non_null(strstr(error.message, "inside the store directory"));
+		}
+	}
+	char cwd[PATH_MAX];
+	assert_non_null(getcwd(cwd, sizeof cwd));
+	assert_int_equal(chdir(directory), 0);
+	assert_int_equal(backup_store(&context, "audit.log", NULL, NULL, NULL, &error), LIC_USAGE);
+	assert_int_equal(chdir(cwd), 0);
+
+	assert_same_file(world, world_before, world_length);
+	assert_same_file(log, log_before, log_length);
+	assert_same_file(head, head_before, head_length);
+	test_join_path(path, sizeof path, directory, "new.backup");
+	assert_int_equal(stat(path, &info), -1);
+	test_join_path(path, sizeof path, directory, "sub/new.backup");
+	assert_int_equal(stat(path, &info), -1);
+
+	/* Next to the store (a name that starts like the store's) is fine. */
+	snprintf(path, sizeof path, "%s.backup", directory);
+	if (backup_store(&context, path, NULL, NULL, NULL, &error) != LIC_OK)
+		fail_msg("backup next to the store: %s", error.message);
+	assert_int_equal(stat(path, &info), 0);
+	free(world_before);
+	free(log_before);
+	free(head_before);
+	store_close(store);
+}
+
 /* audit.head is "absent" only when it does not exist, whatever errno held before. */
 static void test_read_audit_head(void **state)
 {
@@ -590,6 +672,7 @@ int main(void)
 	    cmocka_unit_test(test_byok_note_redacts_pin),
 	    cmocka_unit_test(test_key_id_with_two_numbers_refused),
 	    cmocka_unit_test_setup_teardown(test_store_rebuilt_from_world_xml, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_backup_into_the_store_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_read_audit_head, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
