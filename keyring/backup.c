@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <libxml/xmlmemory.h>
 #include <openssl/crypto.h>
@@ -792,7 +793,12 @@ lic_status backup_store(const struct admin_context *context, const char *path, b
 	snprintf(detail, sizeof detail, "%zu tenants, %zu versions", backup->tenant_count,
 		 backup->version_count);
 	event = store_event(context, "backup", detail);
-	LIC_TRY(audit_append(store->directory, &event, now, error));
+	status = audit_append(store->directory, &event, now, error);
+	if (status != LIC_OK) {
+		/* No backup file that the audit log does not record. */
+		unlink(path);
+		goto out;
+	}
 	if (summary != NULL) {
 		memset(summary, 0, sizeof *summary);
 		summary->tenant_count = backup->tenant_count;

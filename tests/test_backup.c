@@ -6,9 +6,12 @@
  * altered under a recomputed digest is refused by its seal; a version the
  * store has and the backup lacks refuses the restore (named) unless forced,
  * a destroyed version stays destroyed, a later revocation stands, and PINs
- * in PKCS#11 URIs are redacted. On a real store: a directory holding only a
- * copy of world.xml is rebuilt by a restore, and a refused restore changes
- * not one byte.
+ * in PKCS#11 URIs are redacted (a revocation in the same second as the
+ * backup's last decision stands too). On a real store: a directory holding
+ * only a copy of world.xml is rebuilt by a restore, and a refused restore
+ * changes not one byte; a backup into the store directory is refused; a
+ * backup whose audit line cannot be appended leaves no file; audit.head is
+ * "absent" only when it does not exist.
  */
 #include <errno.h>
 #include <limits.h>
@@ -625,6 +628,33 @@ static void test_backup_into_the_store_refused(void **state)
 	store_close(store);
 }
 
+static void break_audit_head(void *context, size_t done, size_t total)
+{
+	(void)done;
+	(void)total;
+	assert_int_equal(file_write_atomic((const char *)context, "garbage\n", 8, 0600, 0, NULL), LIC_OK);
+}
+
+/* The audit line cannot be appended after the backup file was written: the
+ * file is removed, so no backup exists that the audit log does not record. */
+static void test_backup_removed_when_audit_append_fails(void **state)
+{
+	struct fixture *fixture = *state;
+	char directory[128], head[256], path[256];
+	lic_error error = {0};
+	struct store *store = make_store(fixture, directory, sizeof directory);
+	struct admin_context context = {.store = store, .actor = "test"};
+	test_join_path(head, sizeof head, directory, "audit.head");
+	test_join_path(path, sizeof path, fixture->directory, "x.backup");
+	/* The head is damaged after the checks, while the tenants are read. */
+	assert_int_not_equal(backup_store(&context, path, break_audit_head, head, NULL, &error), LIC_OK);
+	assert_non_null(strstr(error.message, "audit.head"));
+	struct stat info;
+	assert_int_equal(stat(path, &info), -1);
+	assert_int_equal(errno, ENOENT);
+	store_close(store);
+}
+
 /* audit.head is "absent" only when it does not exist, whatever errno held before. */
 static void test_read_audit_head(void **state)
 {
@@ -673,6 +703,7 @@ int main(void)
 	    cmocka_unit_test(test_key_id_with_two_numbers_refused),
 	    cmocka_unit_test_setup_teardown(test_store_rebuilt_from_world_xml, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_backup_into_the_store_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_backup_removed_when_audit_append_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_read_audit_head, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
