@@ -591,8 +591,13 @@ static void test_backup_into_the_store_refused(void **state)
 	char *log_before = read_file(log, &log_length);
 	char *head_before = read_file(head, &head_length);
 
-	const char *inside[] = {"world.xml", "audit.log", "audit.head", "new.backup", "tenants/x.backup",
-				"sub/new.backup", "tenants/../sub/../new.backup"};
+	const char *inside[] = {"world.xml",
+				"audit.log",
+				"audit.head",
+				"new.backup",
+				"tenants/x.backup",
+				"sub/new.backup",
+				"tenants/../sub/../new.backup"};
 	struct stat info;
 	for (size_t i = 0; i < sizeof inside / sizeof inside[0]; i++) {
 		for (int through_link = 0; through_link < 2; through_link++) {
