@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <libxml/xmlmemory.h>
 #include <openssl/crypto.h>
@@ -587,8 +588,10 @@ lic_status restore_plan_add(struct restore_plan *plan, const struct tenant *stor
 			} else if (kept->state == LIC_KEY_STATE_REVOKED &&
 				   result->state != LIC_KEY_STATE_REVOKED &&
 				   result->state != LIC_KEY_STATE_DESTROYED &&
-				   kept->revoked_at > last_decision(old)) {
-				/* The store's revocation is the later decision: it stands. */
+				   kept->revoked_at >= last_decision(old)) {
+				/* The store's revocation is the later decision: it stands. Times
+				 * are whole seconds, so a tie keeps the decision that removes
+				 * access. */
 				result->state = LIC_KEY_STATE_REVOKED;
 				result->state_before_revoke = kept->state_before_revoke;
 				result->revoked_at = kept->revoked_at;
@@ -691,8 +694,7 @@ static struct audit_event store_event(const struct admin_context *context, const
 	return event;
 }
 
-/* Reads audit.head (its one line, without the newline), "" when absent. */
-static lic_status read_audit_head(const char *directory, char out[BACKUP_AUDIT_HEAD_MAX], lic_error *error)
+lic_status backup_read_audit_head(const char *directory, char out[BACKUP_AUDIT_HEAD_MAX], lic_error *error)
 {
 	char path[PATH_MAX];
 	char *text = NULL;
@@ -701,12 +703,15 @@ static lic_status read_audit_head(const char *directory, char out[BACKUP_AUDIT_H
 	lic_status status = file_join(path, sizeof path, directory, "audit.head", error);
 	if (status != LIC_OK)
 		return status;
-	lic_error ignored = {0};
-	if (file_read_all(path, BACKUP_AUDIT_HEAD_MAX - 1, &text, &length, &ignored) != LIC_OK) {
-		if (errno == ENOENT)
-			return LIC_OK;
-		return lic_error_set(error, LIC_IO, "cannot read %s", path);
-	}
+	/* Absent only when this very open says ENOENT: errno may hold an older
+	 * ENOENT after a failure that sets none (too large, not a regular file). */
+	lic_error read_error = {0};
+	errno = 0;
+	status = file_read_all(path, BACKUP_AUDIT_HEAD_MAX - 1, &text, &length, &read_error);
+	if (status == LIC_IO && errno == ENOENT)
+		return LIC_OK;
+	if (status != LIC_OK)
+		return lic_error_set(error, status, "%s", read_error.message);
 	while (length > 0 && (text[length - 1] == '\n' || text[length - 1] == '\r'))
 		length--;
 	memcpy(out, text, length);
@@ -715,10 +720,15 @@ static lic_status read_audit_head(const char *directory, char out[BACKUP_AUDIT_H
 	return LIC_OK;
 }
 
-/* A backup written into tenants/ would be read back as a (damaged) tenant. */
-static lic_status check_output_outside_tenants(const struct store *store, const char *path, lic_error *error)
+/* No output anywhere in the store directory: in tenants/ it would be read
+ * back as a (damaged) tenant, and at the top it could replace world.xml,
+ * audit.log or audit.head. The parent is resolved (symlinks, "..", a relative
+ * path); the file itself need not exist, and is replaced by a rename, never
+ * written through a symlink. A parent that cannot be resolved is left to the
+ * write, which fails (IO). */
+static lic_status check_output_outside_store(const struct store *store, const char *path, lic_error *error)
 {
-	char parent[PATH_MAX], tenants[PATH_MAX], resolved_parent[PATH_MAX], resolved_tenants[PATH_MAX];
+	char parent[PATH_MAX], resolved_parent[PATH_MAX], resolved_store[PATH_MAX];
 	if (snprintf(parent, sizeof parent, "%s", path) >= (int)sizeof parent)
 		return lic_error_set(error, LIC_TOO_LARGE, "backup path too long");
 	char *slash = strrchr(parent, '/');
@@ -728,14 +738,19 @@ static lic_status check_output_outside_tenants(const struct store *store, const 
 		parent[1] = '\0';
 	else
 		*slash = '\0';
-	lic_status status = file_join(tenants, sizeof tenants, store->directory, "tenants", error);
-	if (status != LIC_OK)
-		return status;
-	if (realpath(parent, resolved_parent) != NULL && realpath(tenants, resolved_tenants) != NULL &&
-	    strcmp(resolved_parent, resolved_tenants) == 0)
+	if (realpath(parent, resolved_parent) == NULL)
+		return LIC_OK;
+	if (realpath(store->directory, resolved_store) == NULL)
+		return lic_error_set(error, LIC_IO, "cannot resolve the store directory %s: %s",
+				     store->directory, strerror(errno));
+	size_t store_length = strlen(resolved_store);
+	bool inside = strcmp(resolved_store, "/") == 0 ||
+		      (strncmp(resolved_parent, resolved_store, store_length) == 0 &&
+		       (resolved_parent[store_length] == '\0' || resolved_parent[store_length] == '/'));
+	if (inside)
 		return lic_error_set(error, LIC_USAGE,
-				     "a backup cannot be written into the store's tenants/ directory: choose "
-				     "another --out");
+				     "a backup cannot be written inside the store directory (it could "
+				     "replace world.xml, the audit log or a tenant): choose another --out");
 	return LIC_OK;
 }
 
@@ -754,7 +769,7 @@ lic_status backup_store(const struct admin_context *context, const char *path, b
 
 	snprintf(detail, sizeof detail, "%zu tenants, %zu versions", (size_t)UINT32_MAX, (size_t)UINT32_MAX);
 	struct audit_event event = store_event(context, "backup", detail);
-	LIC_TRY(check_output_outside_tenants(store, path, error));
+	LIC_TRY(check_output_outside_store(store, path, error));
 	LIC_TRY(store_lock(store, error));
 	LIC_TRY(audit_check_event(&event, now, error));
 	LIC_TRY(audit_check_appendable(store->directory, error));
@@ -762,7 +777,7 @@ lic_status backup_store(const struct admin_context *context, const char *path, b
 	backup = backup_new(store->world.store_id, now);
 	if (backup == NULL)
 		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
-	LIC_TRY(read_audit_head(store->directory, backup->audit_head, error));
+	LIC_TRY(backup_read_audit_head(store->directory, backup->audit_head, error));
 	for (size_t i = 0; i < name_count; i++) {
 		LIC_TRY(store_tenant_path(store, names[i], tenant_path, sizeof tenant_path, error));
 		LIC_TRY(file_read_all(tenant_path, TENANT_FILE_MAX_BYTES, &text, &length, error));
@@ -778,7 +793,12 @@ lic_status backup_store(const struct admin_context *context, const char *path, b
 	snprintf(detail, sizeof detail, "%zu tenants, %zu versions", backup->tenant_count,
 		 backup->version_count);
 	event = store_event(context, "backup", detail);
-	LIC_TRY(audit_append(store->directory, &event, now, error));
+	status = audit_append(store->directory, &event, now, error);
+	if (status != LIC_OK) {
+		/* No backup file that the audit log does not record. */
+		unlink(path);
+		goto out;
+	}
 	if (summary != NULL) {
 		memset(summary, 0, sizeof *summary);
 		summary->tenant_count = backup->tenant_count;

@@ -150,8 +150,15 @@ struct backup_summary {
 	size_t byok_count;
 };
 
+/* Reads `directory`/audit.head into out (its one line, without the newline);
+ * "" only when the file does not exist. Any other failure to read it
+ * (too large, not a regular file, unreadable) is returned as an error. */
+lic_status backup_read_audit_head(const char *directory, char out[BACKUP_AUDIT_HEAD_MAX], lic_error *error);
+
 /* Under the store lock: reads every tenant, writes the backup to `path`
- * atomically (0600) and appends the "backup" audit event. */
+ * atomically (0600) and appends the "backup" audit event; when that append
+ * fails, the file just written is removed. Refuses (LIC_USAGE) a `path` whose
+ * resolved directory is the store directory or below it. */
 lic_status backup_store(const struct admin_context *context, const char *path, backup_progress progress,
 			void *progress_context, struct backup_summary *summary, lic_error *error);
 

@@ -6,14 +6,20 @@
  * altered under a recomputed digest is refused by its seal; a version the
  * store has and the backup lacks refuses the restore (named) unless forced,
  * a destroyed version stays destroyed, a later revocation stands, and PINs
- * in PKCS#11 URIs are redacted. On a real store: a directory holding only a
- * copy of world.xml is rebuilt by a restore, and a refused restore changes
- * not one byte.
+ * in PKCS#11 URIs are redacted (a revocation in the same second as the
+ * backup's last decision stands too). On a real store: a directory holding
+ * only a copy of world.xml is rebuilt by a restore, and a refused restore
+ * changes not one byte; a backup into the store directory is refused; a
+ * backup whose audit line cannot be appended leaves no file; audit.head is
+ * "absent" only when it does not exist.
  */
+#include <errno.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <libxml/xmlmemory.h>
@@ -335,6 +341,29 @@ static void test_later_revocation_stands_earlier_does_not(void **state)
 	tenant_free(backed_up);
 }
 
+/* A revoke in the same second as the backup's last decision on that version:
+ * the tie keeps the decision that removes access. */
+static void test_revocation_in_the_same_second_stands(void **state)
+{
+	(void)state;
+	struct tenant *backed_up = make_acme();
+	struct tenant *stored = make_acme();
+	lic_error error = {0};
+	/* make_acme retains version 1 at t0 + 10: the backup's last decision on it. */
+	assert_int_equal(backed_up->versions[0].retained_at, t0 + 10);
+	assert_int_equal(lifecycle_revoke(stored, 1, true, t0 + 10, &error), LIC_OK);
+	struct restore_plan *plan = restore_plan_new();
+	if (restore_plan_add(plan, stored, backed_up, &error) != LIC_OK)
+		fail_msg("plan: %s", error.message);
+	assert_int_equal(plan->tenants[0].merged->versions[0].state, LIC_KEY_STATE_REVOKED);
+	assert_int_equal(plan->tenants[0].merged->versions[0].revoked_at, t0 + 10);
+	assert_int_equal(plan->note_count, 1);
+	assert_int_equal(plan->notes[0].kind, RESTORE_NOTE_KEPT_REVOKED);
+	restore_plan_free(plan);
+	tenant_free(stored);
+	tenant_free(backed_up);
+}
+
 /* A revoke that aborted a rollout after the backup: the version stays revoked
  * and the rollout keeps the store's "aborted", a keyring that satisfies every
  * invariant (a running rollout to a revoked version would not). */
@@ -517,6 +546,153 @@ static void test_store_rebuilt_from_world_xml(void **state)
 	store_close(store);
 }
 
+static void assert_same_file(const char *path, const char *expected, size_t expected_length)
+{
+	size_t length = 0;
+	char *data = read_file(path, &length);
+	assert_int_equal(length, expected_length);
+	assert_memory_equal(data, expected, length);
+	free(data);
+}
+
+/* A store with tenant acme in fixture/store. */
+static struct store *make_store(const struct fixture *fixture, char *directory, size_t size)
+{
+	struct store *store = NULL;
+	lic_error error = {0};
+	test_join_path(directory, size, fixture->directory, "store");
+	struct store_options options = {.directory = directory};
+	assert_int_equal(store_init(&options, &store, &error), LIC_OK);
+	struct admin_context context = {.store = store, .actor = "test"};
+	assert_int_equal(admin_tenant_add(&context, "acme", KEY_ALGORITHM_RSA_2048, &error), LIC_OK);
+	return store;
+}
+
+/* No output anywhere in the store directory: world.xml, the audit log and
+ * its head, a new file at its top, tenants/, a subdirectory, the store reached
+ * through a symlink or a relative path. Each is refused (USAGE) and changes
+ * nothing; a file next to the store is fine. */
+static void test_backup_into_the_store_refused(void **state)
+{
+	struct fixture *fixture = *state;
+	char directory[128], path[256], link[128], world[256], log[256], head[256];
+	lic_error error = {0};
+	struct store *store = make_store(fixture, directory, sizeof directory);
+	struct admin_context context = {.store = store, .actor = "test"};
+	test_join_path(world, sizeof world, directory, "world.xml");
+	test_join_path(log, sizeof log, directory, "audit.log");
+	test_join_path(head, sizeof head, directory, "audit.head");
+	test_join_path(path, sizeof path, directory, "sub");
+	assert_int_equal(mkdir(path, 0700), 0);
+	test_join_path(link, sizeof link, fixture->directory, "link");
+	assert_int_equal(symlink(directory, link), 0);
+	size_t world_length = 0, log_length = 0, head_length = 0;
+	char *world_before = read_file(world, &world_length);
+	char *log_before = read_file(log, &log_length);
+	char *head_before = read_file(head, &head_length);
+
+	const char *inside[] = {"world.xml",
+				"audit.log",
+				"audit.head",
+				"new.backup",
+				"tenants/x.backup",
+				"sub/new.backup",
+				"tenants/../sub/../new.backup"};
+	struct stat info;
+	for (size_t i = 0; i < sizeof inside / sizeof inside[0]; i++) {
+		for (int through_link = 0; through_link < 2; through_link++) {
+			test_join_path(path, sizeof path, through_link ? link : directory, inside[i]);
+			memset(&error, 0, sizeof error);
+			if (backup_store(&context, path, NULL, NULL, NULL, &error) != LIC_USAGE)
+				fail_msg("backup --out %s: not refused (%s)", path, error.message);
+			assert_non_null(strstr(error.message, "inside the store directory"));
+		}
+	}
+	char cwd[PATH_MAX];
+	assert_non_null(getcwd(cwd, sizeof cwd));
+	assert_int_equal(chdir(directory), 0);
+	assert_int_equal(backup_store(&context, "audit.log", NULL, NULL, NULL, &error), LIC_USAGE);
+	assert_int_equal(chdir(cwd), 0);
+
+	assert_same_file(world, world_before, world_length);
+	assert_same_file(log, log_before, log_length);
+	assert_same_file(head, head_before, head_length);
+	test_join_path(path, sizeof path, directory, "new.backup");
+	assert_int_equal(stat(path, &info), -1);
+	test_join_path(path, sizeof path, directory, "sub/new.backup");
+	assert_int_equal(stat(path, &info), -1);
+
+	/* Next to the store (a name that starts like the store's) is fine. */
+	snprintf(path, sizeof path, "%s.backup", directory);
+	if (backup_store(&context, path, NULL, NULL, NULL, &error) != LIC_OK)
+		fail_msg("backup next to the store: %s", error.message);
+	assert_int_equal(stat(path, &info), 0);
+	free(world_before);
+	free(log_before);
+	free(head_before);
+	store_close(store);
+}
+
+static void break_audit_head(void *context, size_t done, size_t total)
+{
+	(void)done;
+	(void)total;
+	assert_int_equal(file_write_atomic((const char *)context, "garbage\n", 8, 0600, 0, NULL), LIC_OK);
+}
+
+/* The audit line cannot be appended after the backup file was written: the
+ * file is removed, so no backup exists that the audit log does not record. */
+static void test_backup_removed_when_audit_append_fails(void **state)
+{
+	struct fixture *fixture = *state;
+	char directory[128], head[256], path[256];
+	lic_error error = {0};
+	struct store *store = make_store(fixture, directory, sizeof directory);
+	struct admin_context context = {.store = store, .actor = "test"};
+	test_join_path(head, sizeof head, directory, "audit.head");
+	test_join_path(path, sizeof path, fixture->directory, "x.backup");
+	/* The head is damaged after the checks, while the tenants are read. */
+	assert_int_not_equal(backup_store(&context, path, break_audit_head, head, NULL, &error), LIC_OK);
+	assert_non_null(strstr(error.message, "audit.head"));
+	struct stat info;
+	assert_int_equal(stat(path, &info), -1);
+	assert_int_equal(errno, ENOENT);
+	store_close(store);
+}
+
+/* audit.head is "absent" only when it does not exist, whatever errno held before. */
+static void test_read_audit_head(void **state)
+{
+	struct fixture *fixture = *state;
+	char head[BACKUP_AUDIT_HEAD_MAX], path[128];
+	lic_error error = {0};
+	test_join_path(path, sizeof path, fixture->directory, "audit.head");
+	errno = EACCES;
+	assert_int_equal(backup_read_audit_head(fixture->directory, head, &error), LIC_OK);
+	assert_string_equal(head, "");
+
+	char line[BACKUP_AUDIT_HEAD_MAX + 64];
+	snprintf(line, sizeof line, "seq 3 sha256 %064d\n", 0);
+	assert_int_equal(file_write_atomic(path, line, strlen(line), 0600, 0, NULL), LIC_OK);
+	assert_int_equal(backup_read_audit_head(fixture->directory, head, &error), LIC_OK);
+	line[strlen(line) - 1] = '\0';
+	assert_string_equal(head, line);
+
+	memset(line, 'x', sizeof line);
+	assert_int_equal(file_write_atomic(path, line, sizeof line, 0600, 0, NULL), LIC_OK);
+	errno = ENOENT; /* left over from an earlier call */
+	memset(&error, 0, sizeof error);
+	assert_int_equal(backup_read_audit_head(fixture->directory, head, &error), LIC_TOO_LARGE);
+	assert_non_null(strstr(error.message, "audit.head"));
+
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mkdir(path, 0700), 0);
+	errno = ENOENT;
+	memset(&error, 0, sizeof error);
+	assert_int_equal(backup_read_audit_head(fixture->directory, head, &error), LIC_IO);
+	assert_non_null(strstr(error.message, "audit.head"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -526,10 +702,14 @@ int main(void)
 	    cmocka_unit_test(test_newer_version_in_store_refused_unless_forced),
 	    cmocka_unit_test(test_destroyed_stays_destroyed),
 	    cmocka_unit_test(test_later_revocation_stands_earlier_does_not),
+	    cmocka_unit_test(test_revocation_in_the_same_second_stands),
 	    cmocka_unit_test(test_revocation_mid_rollout_keeps_the_aborted_rollout),
 	    cmocka_unit_test(test_byok_note_redacts_pin),
 	    cmocka_unit_test(test_key_id_with_two_numbers_refused),
 	    cmocka_unit_test_setup_teardown(test_store_rebuilt_from_world_xml, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_backup_into_the_store_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_backup_removed_when_audit_append_fails, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_read_audit_head, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

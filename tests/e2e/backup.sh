@@ -108,6 +108,11 @@ check "no tenant name, key id or PKCS#11 URI in the clear" \
 	bash -c "! grep -q -e acme -e beta -e hsm -e pkcs11 -e $V1 a.backup"
 expect_fail USAGE "backup needs --out" lic backup
 refuse USAGE "backup into the store's tenants/ directory" lic backup --out "$STORE/tenants/x.xml"
+refuse USAGE "backup over the store's world.xml" lic backup --out "$STORE/world.xml"
+refuse USAGE "backup over the store's audit.log" lic backup --out "$STORE/audit.log"
+refuse USAGE "backup over the store's audit.head" lic backup --out "$STORE/audit.head"
+refuse USAGE "backup to a new file at the top of the store" lic backup --out "$STORE/new.backup"
+check "no new file in the store" test ! -e "$STORE/new.backup"
 expect_fail IO "backup into a missing directory" lic backup --out "$E2E_TMP/missing/x.backup"
 
 # ---- (1) restore into the same store: nothing to change --------------------------
