@@ -14,9 +14,10 @@
  *
  * Promises: one GUID (random UUID v4, lowercase) names an exchange and is
  * inside every file; every AES-GCM AAD binds the GUID, the exported tenant,
- * the number of keys and (per key) the version number and key id, so a
- * changed GUID or tenant, a dropped, added or swapped key, or one flipped
- * byte is refused whole. Every decrypted private key is checked against its
+ * the document's CreatedAt, the number of keys and (per key) the version
+ * number, key id, algorithm, state, compromised mark and CreatedAt, so a
+ * changed header or key attribute, a dropped, added or swapped key, or one
+ * flipped byte is refused whole. Every decrypted private key is checked against its
  * public key and key id before it is returned. Plaintext private keys
  * (PKCS#8) and passwords live only in secure memory. Nothing here prints.
  */

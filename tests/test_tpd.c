@@ -2,7 +2,8 @@
  * test_tpd.c: the TPD exchange (keyring/tpd.h) in memory: the round trip of
  * the recipient key files, TPD and ExportedTPD and the import into another
  * tenant under another KEK; and the refusals: a wrong password, a flipped
- * ciphertext byte, a changed Guid or Tenant attribute, swapped key entries,
+ * ciphertext byte, a changed Guid or Tenant attribute, a changed Compromised,
+ * State or CreatedAt attribute, swapped key entries,
  * files of two different exchanges, a BYOK version (NOT_EXPORTABLE), absurd
  * scrypt parameters, and a second import of the same key ids (STATE, the
  * tenant unchanged).
@@ -76,6 +77,9 @@ static int group_setup(void **state)
 	w->tenant = tenant_new("contoso", NOW - 2000);
 	add_version(w->tenant, w->kek, LIC_KEY_STATE_RETAINED);
 	add_version(w->tenant, w->kek, LIC_KEY_STATE_ACTIVE);
+	/* Version 1 is marked compromised: the mark travels and is authenticated. */
+	tenant_version(w->tenant, 1)->compromised = true;
+	tenant_version(w->tenant, 1)->compromised_at = NOW - 5;
 	assert_int_equal(tpd_recipient_key_create(KEY_ALGORITHM_RSA_2048, w->guid, &w->public_text,
 						  &w->public_length, &w->private_text, &w->private_length,
 						  &error),
@@ -252,6 +256,7 @@ static void test_round_trip_and_import(void **state)
 		assert_int_equal(entry->algorithm, KEY_ALGORITHM_RSA_2048);
 		assert_int_equal(entry->created_at, version->created_at);
 		assert_int_equal(entry->state, number == 1 ? LIC_KEY_STATE_RETAINED : LIC_KEY_STATE_ACTIVE);
+		assert_int_equal(entry->compromised, number == 1);
 		uint8_t *der = NULL;
 		size_t length = 0;
 		private_der_of(w->tenant, w->kek, number, &der, &length);
@@ -273,6 +278,7 @@ static void test_round_trip_and_import(void **state)
 		assert_int_equal(version->state, LIC_KEY_STATE_RETAINED);
 		assert_int_equal(version->retained_at, NOW + 5);
 		assert_int_equal(version->origin, KEY_ORIGIN_MANAGED);
+		assert_int_equal(version->compromised, i == 0);
 		assert_string_equal(version->key_id_hex, tenant_version(w->tenant, i + 1)->key_id_hex);
 		assert_ptr_equal(tenant_find_key_id(fabrikam, version->key_id), version);
 		/* Sealed under the importing KEK with its new number: it opens there. */
@@ -392,6 +398,60 @@ static void test_changed_tenant(void **state)
 	tampered = replace_once(w->exported, "KeyCount=\"2\"", "KeyCount=\"1\"");
 	open_exported(w, tampered, LIC_MALFORMED);
 	free(tampered);
+}
+
+/* A copy with one digit of the year of the n-th (0-based) CreatedAt attribute changed. */
+static char *change_created_at(const char *text, int n)
+{
+	char *out = strdup(text);
+	char *at = out;
+	for (int i = 0; i <= n; i++) {
+		at = strstr(at, "CreatedAt=\"");
+		assert_non_null(at);
+		at += strlen("CreatedAt=\"");
+	}
+	at[3] = at[3] == '0' ? '1' : '0';
+	return out;
+}
+
+/* Every attribute import uses is authenticated: Compromised, State and the
+ * CreatedAt of the header and of each key cannot be edited in transit. */
+static void test_changed_key_metadata(void **state)
+{
+	struct world_state *w = *state;
+	struct tpd_contents *contents = NULL;
+	lic_error error = {0};
+	const char *edits[][2] = {
+	    {"Compromised=\"true\"", "Compromised=\"false\""},
+	    {"Compromised=\"false\"", "Compromised=\"true\""},
+	    {"State=\"retained\"", "State=\"active\""},
+	    {"State=\"active\"", "State=\"revoked\""},
+	};
+	for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+		char *tampered = replace_once(w->tpd, edits[i][0], edits[i][1]);
+		assert_int_equal(
+		    tpd_unwrap(tampered, strlen(tampered), w->recipient_private, w->guid, &contents, &error),
+		    LIC_MALFORMED);
+		assert_non_null(strstr(error.message, "altered"));
+		assert_null(contents);
+		free(tampered);
+		tampered = replace_once(w->exported, edits[i][0], edits[i][1]);
+		open_exported(w, tampered, LIC_MALFORMED);
+		free(tampered);
+	}
+	/* CreatedAt 0 is the header's, 1 and 2 the keys'. */
+	for (int n = 0; n < 3; n++) {
+		char *tampered = change_created_at(w->tpd, n);
+		assert_int_equal(
+		    tpd_unwrap(tampered, strlen(tampered), w->recipient_private, w->guid, &contents, &error),
+		    LIC_MALFORMED);
+		assert_null(contents);
+		free(tampered);
+		tampered = change_created_at(w->exported, n);
+		/* The header's is bound by the password check as well. */
+		open_exported(w, tampered, n == 0 ? LIC_UNAUTHORIZED : LIC_MALFORMED);
+		free(tampered);
+	}
 }
 
 /* Swaps the text of the first two `name` elements. */
@@ -633,6 +693,7 @@ int main(void)
 	    cmocka_unit_test(test_changed_guid_attribute),
 	    cmocka_unit_test(test_changed_tenant),
 	    cmocka_unit_test(test_swapped_key_entries),
+	    cmocka_unit_test(test_changed_key_metadata),
 	    cmocka_unit_test(test_key_file_of_another_exchange),
 	    cmocka_unit_test(test_byok_version_not_exportable),
 	    cmocka_unit_test(test_exported_versions_and_legacy_keys),
