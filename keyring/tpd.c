@@ -24,6 +24,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
@@ -596,11 +597,15 @@ static lic_status parse_state(xmlNodePtr node, lic_key_state *out, lic_error *er
 	return lic_error_set(error, LIC_MALFORMED, "a Key has an unknown State");
 }
 
-/* Checks that a decrypted PKCS#8 key is the key of its public key, key id and algorithm. */
+/* Checks that a decrypted PKCS#8 key is the key of its public key, key id and
+ * algorithm: its (n, e) must be the SPKI's, and its private half (d, p, q and
+ * the CRT values) must belong to them (OpenSSL's pairwise check: p·q = n,
+ * p and q prime, d·e ≡ 1 mod lcm(p−1, q−1), the CRT values). */
 static lic_status check_key_pair(const struct tpd_key *entry, lic_error *error)
 {
 	lic_status status = LIC_OK;
 	EVP_PKEY *key = NULL;
+	EVP_PKEY_CTX *context = NULL;
 	uint8_t *spki = NULL;
 	size_t spki_length = 0;
 	enum key_algorithm algorithm;
@@ -610,11 +615,20 @@ static lic_status check_key_pair(const struct tpd_key *entry, lic_error *error)
 	if (spki_length != entry->public_key_length || memcmp(spki, entry->public_key_der, spki_length) != 0)
 		LIC_FAIL(error, LIC_MALFORMED, "key %u: the private key does not match its public key",
 			 entry->number);
+	context = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
+	if (context == NULL)
+		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
+	if (EVP_PKEY_pairwise_check(context) != 1) {
+		ERR_clear_error();
+		LIC_FAIL(error, LIC_MALFORMED,
+			 "key %u: the private key is not the private half of its public key", entry->number);
+	}
 	LIC_TRY(key_material_algorithm_of(key, &algorithm, error));
 	if (algorithm != entry->algorithm)
 		LIC_FAIL(error, LIC_MALFORMED, "key %u: the key is %s, not %s as its Algorithm says",
 			 entry->number, key_algorithm_name(algorithm), key_algorithm_name(entry->algorithm));
 out:
+	EVP_PKEY_CTX_free(context);
 	free(spki);
 	EVP_PKEY_free(key);
 	return status;

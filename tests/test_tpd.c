@@ -3,7 +3,8 @@
  * the recipient key files, TPD and ExportedTPD and the import into another
  * tenant under another KEK; and the refusals: a wrong password, a flipped
  * ciphertext byte, a changed Guid or Tenant attribute, a changed Compromised,
- * State or CreatedAt attribute, swapped key entries,
+ * State or CreatedAt attribute, a private key with the right (n, e) but a
+ * wrong d, swapped key entries,
  * files of two different exchanges, a BYOK version (NOT_EXPORTABLE), absurd
  * scrypt parameters, and a second import of the same key ids (STATE, the
  * tenant unchanged).
@@ -14,7 +15,9 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/param_build.h>
 
 #include "keyring/encoding.h"
 #include "keyring/secure_memory.h"
@@ -505,6 +508,98 @@ static void test_swapped_key_entries(void **state)
 	free(tampered);
 }
 
+/* A PKCS#8 key with the real n, e, p, q and CRT values of version 1 but a
+ * wrong d: its SPKI is version 1's, so only a pairwise check sees it. Put in
+ * an otherwise valid ExportedTPD (made with the test's own password), it is
+ * refused, and the import refuses it too. */
+static void test_private_key_not_the_private_half(void **state)
+{
+	struct world_state *w = *state;
+	lic_error error = {0};
+	uint8_t *der = NULL;
+	size_t der_length = 0;
+	EVP_PKEY *real = NULL, *forged = NULL;
+	private_der_of(w->tenant, w->kek, 1, &der, &der_length);
+	assert_int_equal(key_material_from_private_der(der, der_length, &real, NULL), LIC_OK);
+	secure_free(der, der_length);
+	const char *names[] = {OSSL_PKEY_PARAM_RSA_N,         OSSL_PKEY_PARAM_RSA_E,
+			       OSSL_PKEY_PARAM_RSA_D,         OSSL_PKEY_PARAM_RSA_FACTOR1,
+			       OSSL_PKEY_PARAM_RSA_FACTOR2,   OSSL_PKEY_PARAM_RSA_EXPONENT1,
+			       OSSL_PKEY_PARAM_RSA_EXPONENT2, OSSL_PKEY_PARAM_RSA_COEFFICIENT1};
+	BIGNUM *values[8] = {0};
+	OSSL_PARAM_BLD *builder = OSSL_PARAM_BLD_new();
+	assert_non_null(builder);
+	for (size_t i = 0; i < 8; i++) {
+		assert_int_equal(EVP_PKEY_get_bn_param(real, names[i], &values[i]), 1);
+		if (i == 2) /* d + 2: the wrong private exponent */
+			assert_int_equal(BN_add_word(values[i], 2), 1);
+		assert_int_equal(OSSL_PARAM_BLD_push_BN(builder, names[i], values[i]), 1);
+	}
+	OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(builder);
+	EVP_PKEY_CTX *context = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+	assert_non_null(params);
+	assert_non_null(context);
+	assert_int_equal(EVP_PKEY_fromdata_init(context), 1);
+	assert_int_equal(EVP_PKEY_fromdata(context, &forged, EVP_PKEY_KEYPAIR, params), 1);
+
+	/* The contents of an exchange with that one key as version 1. */
+	const struct key_version *version = tenant_version(w->tenant, 1);
+	struct tpd_contents *contents = calloc(1, sizeof *contents);
+	memcpy(contents->guid, w->guid, TPD_GUID_LENGTH);
+	contents->tenant = strdup("contoso");
+	contents->created_at = NOW;
+	contents->key_count = 1;
+	contents->keys = calloc(1, sizeof *contents->keys);
+	struct tpd_key *entry = &contents->keys[0];
+	entry->number = 1;
+	memcpy(entry->key_id, version->key_id, KEY_ID_LENGTH);
+	memcpy(entry->key_id_hex, version->key_id_hex, KEY_ID_HEX_LENGTH);
+	entry->algorithm = version->algorithm;
+	entry->state = LIC_KEY_STATE_RETAINED;
+	entry->created_at = version->created_at;
+	entry->public_key_der = malloc(version->public_key_length);
+	memcpy(entry->public_key_der, version->public_key_der, version->public_key_length);
+	entry->public_key_length = version->public_key_length;
+	assert_int_equal(
+	    key_material_private_der(forged, &entry->private_key_der, &entry->private_key_length, NULL),
+	    LIC_OK);
+	/* Its SPKI is the real one: the old check (compare the SPKI) passed it. */
+	uint8_t *spki = NULL;
+	size_t spki_length = 0;
+	assert_int_equal(key_material_public_der(forged, &spki, &spki_length, NULL), LIC_OK);
+	assert_int_equal(spki_length, version->public_key_length);
+	assert_memory_equal(spki, version->public_key_der, spki_length);
+	free(spki);
+
+	char *password = NULL, *xml = NULL;
+	size_t xml_length = 0;
+	assert_int_equal(tpd_exported_build(contents, &fast_scrypt, &password, &xml, &xml_length, &error),
+			 LIC_OK);
+	struct tpd_contents *opened = NULL;
+	assert_int_equal(
+	    tpd_exported_open(xml, xml_length, password, strlen(password), w->guid, &opened, &error),
+	    LIC_MALFORMED);
+	assert_non_null(strstr(error.message, "not the private half"));
+	assert_null(opened);
+	/* The import checks every key again before the tenant changes. */
+	struct tenant *target = tenant_new("newco", NOW);
+	uint32_t first = 0;
+	assert_int_equal(tpd_import_into_tenant(target, w->other_kek, contents, NOW, &first, &error),
+			 LIC_MALFORMED);
+	assert_int_equal(target->version_count, 0);
+	tenant_free(target);
+	secure_free(password, TPD_PASSWORD_LENGTH + 1);
+	free(xml);
+	tpd_contents_free(contents);
+	EVP_PKEY_CTX_free(context);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(builder);
+	for (size_t i = 0; i < 8; i++)
+		BN_clear_free(values[i]);
+	EVP_PKEY_free(forged);
+	EVP_PKEY_free(real);
+}
+
 static void test_key_file_of_another_exchange(void **state)
 {
 	struct world_state *w = *state;
@@ -694,6 +789,7 @@ int main(void)
 	    cmocka_unit_test(test_changed_tenant),
 	    cmocka_unit_test(test_swapped_key_entries),
 	    cmocka_unit_test(test_changed_key_metadata),
+	    cmocka_unit_test(test_private_key_not_the_private_half),
 	    cmocka_unit_test(test_key_file_of_another_exchange),
 	    cmocka_unit_test(test_byok_version_not_exportable),
 	    cmocka_unit_test(test_exported_versions_and_legacy_keys),
