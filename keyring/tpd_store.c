@@ -93,7 +93,10 @@ lic_status tpd_export_to_file(const struct admin_context *context, const char *n
 	    tpd_export(tenant, context->store->kek, guid, recipient, now, &xml, &xml_length, &list, error));
 	LIC_TRY(file_write_atomic(path, xml, xml_length, 0600, 0, error));
 	const char *last_comma = strrchr(list, ',');
-	version_detail(detail, guid, "", list, 0, (uint32_t)strtoul(list, NULL, 10),
+	size_t count = 1;
+	for (const char *c = list; *c != '\0'; c++)
+		count += *c == ',';
+	version_detail(detail, guid, "", list, count, (uint32_t)strtoul(list, NULL, 10),
 		       (uint32_t)strtoul(last_comma ? last_comma + 1 : list, NULL, 10));
 	status = record(context, "export", name, detail, now, false, error);
 	if (status != LIC_OK) {
