@@ -154,10 +154,17 @@ lic_status tpd_import_into_tenant(struct tenant *tenant, const struct kek *kek,
 
 /* ---- the store transactions (tpd_store.c) ---- */
 
+/* Writes a new file `path` of mode 0600: a unique temporary file beside it,
+ * fsynced, then renameat2(RENAME_NOREPLACE) (link() where the file system
+ * lacks it) and an fsync of the directory. An existing `path` (file,
+ * directory or symbolic link) is never replaced: LIC_IO "exists already",
+ * and nothing is left behind. After LIC_OK the whole file is durable. */
+lic_status tpd_file_write_new(const char *path, const void *data, size_t length, lic_error *error);
+
 struct admin_context;
 
 /* Export: under the store lock, loads `tenant`, builds its TPD for
- * `recipient`, writes it to `path` (0600, atomically) and appends the audit
+ * `recipient`, writes it to `path` (tpd_file_write_new) and appends the audit
  * event "export" (GUID and version list). *versions as in tpd_export. */
 lic_status tpd_export_to_file(const struct admin_context *context, const char *tenant, EVP_PKEY *recipient,
 			      const char *guid, const char *path, char **versions, lic_error *error);

@@ -9,10 +9,13 @@
  * scrypt parameters, and a second import of the same key ids (STATE, the
  * tenant unchanged).
  */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <openssl/core_names.h>
@@ -20,6 +23,7 @@
 #include <openssl/param_build.h>
 
 #include "keyring/encoding.h"
+#include "keyring/file_io.h"
 #include "keyring/secure_memory.h"
 #include "keyring/store.h"
 #include "keyring/tpd.h"
@@ -777,6 +781,61 @@ static void test_malformed_documents(void **state)
 	assert_null(contents);
 }
 
+static size_t directory_entries(const char *directory)
+{
+	size_t count = 0;
+	DIR *dir = opendir(directory);
+	assert_non_null(dir);
+	for (struct dirent *entry; (entry = readdir(dir)) != NULL;)
+		if (strcmp(entry->d_name, ".") != 0 && strcmp(entry->d_name, "..") != 0)
+			count++;
+	closedir(dir);
+	return count;
+}
+
+/* The exchange's files: 0600 whatever the umask, and an existing name (a
+ * file or a dangling symbolic link) is never replaced, nothing left behind. */
+static void test_file_write_new(void **state)
+{
+	(void)state;
+	char directory[256], path[512], link_path[512], target[512];
+	lic_error error = {0};
+	assert_int_equal(file_make_temporary_directory("test_tpd", directory, sizeof directory, NULL),
+			 LIC_OK);
+	snprintf(path, sizeof path, "%s/TPD-x.xml", directory);
+	mode_t old_mask = umask(0);
+	assert_int_equal(tpd_file_write_new(path, "first", 5, &error), LIC_OK);
+	umask(old_mask);
+	struct stat info;
+	assert_int_equal(stat(path, &info), 0);
+	assert_int_equal(info.st_mode & 07777, 0600);
+	assert_int_equal(tpd_file_write_new(path, "second", 6, &error), LIC_IO);
+	assert_non_null(strstr(error.message, "exists already"));
+	char *text = NULL;
+	size_t length = 0;
+	assert_int_equal(file_read_all(path, 100, &text, &length, NULL), LIC_OK);
+	assert_string_equal(text, "first");
+	free(text);
+	/* A dangling symbolic link: neither it nor its target is written. */
+	snprintf(link_path, sizeof link_path, "%s/Password-x.txt", directory);
+	snprintf(target, sizeof target, "%s/elsewhere", directory);
+	assert_int_equal(symlink(target, link_path), 0);
+	assert_int_equal(tpd_file_write_new(link_path, "secret", 6, &error), LIC_IO);
+	assert_non_null(strstr(error.message, "exists already"));
+	assert_int_equal(lstat(link_path, &info), 0);
+	assert_true(S_ISLNK(info.st_mode));
+	assert_int_not_equal(access(target, F_OK), 0);
+	/* No temporary file left: the file and the link only. */
+	assert_int_equal(directory_entries(directory), 2);
+	/* A directory that does not exist: refused, nothing made. */
+	char missing[600];
+	snprintf(missing, sizeof missing, "%s/none/TPD-x.xml", directory);
+	assert_int_equal(tpd_file_write_new(missing, "x", 1, &error), LIC_IO);
+	unlink(link_path);
+	unlink(path);
+	assert_int_equal(rmdir(directory), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -795,6 +854,7 @@ int main(void)
 	    cmocka_unit_test(test_exported_versions_and_legacy_keys),
 	    cmocka_unit_test(test_absurd_scrypt_parameters),
 	    cmocka_unit_test(test_malformed_documents),
+	    cmocka_unit_test(test_file_write_new),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

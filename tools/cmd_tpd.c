@@ -8,9 +8,12 @@
  *
  * Every file of one exchange carries the same GUID, in its name and inside
  * it; a file whose GUID disagrees is refused before anything is written.
- * Output files are written atomically with mode 0600 into --out (default:
- * the current directory), never over an existing file, and their paths are
- * printed. Neither a key nor the password is ever printed.
+ * Output files are written whole, durably and with mode 0600 into --out
+ * (default: the current directory) by tpd_file_write_new, which never
+ * replaces an existing file (renameat2 RENAME_NOREPLACE, not a check then a
+ * rename); their paths are printed first, then (export, unwrap, import) the
+ * number and key id of each version, so that both sides can compare them.
+ * Neither a key nor the password is ever printed.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -27,7 +30,9 @@
 
 #define PATH_SIZE 4096
 
-/* DIR/<prefix><guid><suffix>, refused when it exists already. */
+/* DIR/<prefix><guid><suffix>, refused early when it exists already (before
+ * the expensive work); the write itself is what guarantees that nothing is
+ * replaced. */
 static lic_status output_path(const char *directory, const char *prefix, const char *guid, const char *suffix,
 			      char path[PATH_SIZE], lic_error *error)
 {
@@ -88,8 +93,11 @@ static int tpd_createkey(const struct cli_args *args)
 				     &private_length, &error) != LIC_OK ||
 	    output_path(directory, "PublicKey-", guid, ".txt", public_path, &error) != LIC_OK ||
 	    output_path(directory, "PrivateKey-", guid, ".txt", private_path, &error) != LIC_OK ||
-	    file_write_atomic(private_path, private_text, private_length, 0600, 0, &error) != LIC_OK ||
-	    file_write_atomic(public_path, public_text, public_length, 0600, 0, &error) != LIC_OK) {
+	    tpd_file_write_new(private_path, private_text, private_length, &error) != LIC_OK) {
+		exit_status = cli_fail(&error);
+	} else if (tpd_file_write_new(public_path, public_text, public_length, &error) != LIC_OK) {
+		/* A private key without its public key is of no use: remove it. */
+		unlink(private_path);
 		exit_status = cli_fail(&error);
 	} else {
 		printf("%s\n%s\n", public_path, private_path);
@@ -142,9 +150,12 @@ static int tpd_unwrap_command(const struct cli_args *args)
 		goto out;
 	}
 	tpd_password_line(guid, password, line);
-	if (file_write_atomic(exported_path, exported, exported_length, 0600, 0, &error) != LIC_OK ||
-	    file_write_atomic(password_path, line, TPD_PASSWORD_LINE_LENGTH, 0600, 0, &error) != LIC_OK) {
-		unlink(exported_path);
+	if (tpd_file_write_new(exported_path, exported, exported_length, &error) != LIC_OK) {
+		exit_status = cli_fail(&error);
+		goto out;
+	}
+	if (tpd_file_write_new(password_path, line, TPD_PASSWORD_LINE_LENGTH, &error) != LIC_OK) {
+		unlink(exported_path); /* ours: written just now */
 		exit_status = cli_fail(&error);
 		goto out;
 	}
