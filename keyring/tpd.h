@@ -165,9 +165,13 @@ struct admin_context;
 
 /* Export: under the store lock, loads `tenant`, builds its TPD for
  * `recipient`, writes it to `path` (tpd_file_write_new) and appends the audit
- * event "export" (GUID and version list). *versions as in tpd_export. */
+ * event "export" (GUID and version list). *versions as in tpd_export;
+ * *key_ids (optional): a new text with one line "version N key-id HEX" per
+ * exported version (free()), for the operator to compare with the
+ * receiving side. */
 lic_status tpd_export_to_file(const struct admin_context *context, const char *tenant, EVP_PKEY *recipient,
-			      const char *guid, const char *path, char **versions, lic_error *error);
+			      const char *guid, const char *path, char **versions, char **key_ids,
+			      lic_error *error);
 
 /* Import: under the store lock, loads `tenant` (or creates it, with no active
  * version, when the store has none), appends every key as retained, saves

@@ -146,11 +146,12 @@ static void version_detail(char detail[DETAIL_MAX], const char *guid, const char
 }
 
 lic_status tpd_export_to_file(const struct admin_context *context, const char *name, EVP_PKEY *recipient,
-			      const char *guid, const char *path, char **versions, lic_error *error)
+			      const char *guid, const char *path, char **versions, char **key_ids,
+			      lic_error *error)
 {
 	lic_status status = LIC_OK;
 	struct tenant *tenant = NULL;
-	char *xml = NULL, *list = NULL;
+	char *xml = NULL, *list = NULL, *lines = NULL;
 	size_t xml_length = 0;
 	char detail[DETAIL_MAX];
 	int64_t now = context_now(context);
@@ -170,6 +171,25 @@ lic_status tpd_export_to_file(const struct admin_context *context, const char *n
 		count += *c == ',';
 	version_detail(detail, guid, "", list, count, (uint32_t)strtoul(list, NULL, 10),
 		       (uint32_t)strtoul(last_comma ? last_comma + 1 : list, NULL, 10));
+	if (key_ids != NULL) {
+		/* "version N key-id HEX\n" for each exported version, from the list. */
+		size_t size = count * (24 + KEY_ID_HEX_LENGTH) + 1, at = 0;
+		lines = malloc(size);
+		if (lines == NULL) {
+			unlink(path);
+			LIC_FAIL(error, LIC_INTERNAL, "out of memory");
+		}
+		lines[0] = '\0';
+		for (const char *cursor = list; *cursor != '\0';) {
+			char *end = NULL;
+			uint32_t number = (uint32_t)strtoul(cursor, &end, 10);
+			const struct key_version *version = tenant_version(tenant, number);
+			if (version != NULL)
+				at += (size_t)snprintf(lines + at, size - at, "version %u key-id %s\n",
+						       number, version->key_id_hex);
+			cursor = *end == ',' ? end + 1 : end;
+		}
+	}
 	status = record(context, "export", name, detail, now, false, error);
 	if (status != LIC_OK) {
 		/* No TPD leaves the store without its audit line. */
@@ -180,8 +200,13 @@ lic_status tpd_export_to_file(const struct admin_context *context, const char *n
 		*versions = list;
 		list = NULL;
 	}
+	if (key_ids != NULL) {
+		*key_ids = lines;
+		lines = NULL;
+	}
 out:
 	store_unlock(context->store);
+	free(lines);
 	free(list);
 	free(xml);
 	tenant_free(tenant);

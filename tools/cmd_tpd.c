@@ -48,6 +48,13 @@ static lic_status output_path(const char *directory, const char *prefix, const c
 	return LIC_OK;
 }
 
+/* One stdout line per version: "version N key-id HEX" (after the paths). */
+static void print_key_ids(const struct tpd_contents *contents)
+{
+	for (size_t i = 0; i < contents->key_count; i++)
+		printf("version %u key-id %s\n", contents->keys[i].number, contents->keys[i].key_id_hex);
+}
+
 static lic_status output_directory(const struct cli_args *args, const char **out, lic_error *error)
 {
 	const char *directory = cli_option(args, "out");
@@ -160,8 +167,11 @@ static int tpd_unwrap_command(const struct cli_args *args)
 		goto out;
 	}
 	printf("%s\n%s\n", exported_path, password_path);
-	cli_progress("tenant %s: %zu versions; hand the two files over by separate channels\n",
-		     contents->tenant, contents->key_count);
+	print_key_ids(contents);
+	cli_progress("tenant %s: %zu versions; hand the two files over by separate channels.\n"
+		     "Anyone with PublicKey-%s.txt can make a TPD: compare these key ids with "
+		     "`licensor keys list %s` on the exporting side before any activate.\n",
+		     contents->tenant, contents->key_count, guid, contents->tenant);
 out:
 	if (password != NULL)
 		secure_free(password, TPD_PASSWORD_LENGTH + 1);
@@ -223,7 +233,7 @@ int command_export(int argc, char **argv)
 	struct cli_args args;
 	lic_error error = {0};
 	struct store *store = NULL;
-	char *text = NULL, *versions = NULL;
+	char *text = NULL, *versions = NULL, *key_ids = NULL;
 	size_t length = 0;
 	EVP_PKEY *recipient = NULL;
 	char guid[TPD_GUID_LENGTH], path[PATH_SIZE];
@@ -258,14 +268,17 @@ int command_export(int argc, char **argv)
 	}
 	struct admin_context context;
 	cli_admin_context(store, &context);
-	if (tpd_export_to_file(&context, args.positionals[0], recipient, guid, path, &versions, &error) !=
-	    LIC_OK) {
+	if (tpd_export_to_file(&context, args.positionals[0], recipient, guid, path, &versions, &key_ids,
+			       &error) != LIC_OK) {
 		exit_status = cli_fail(&error);
 		goto out;
 	}
-	printf("%s\n", path);
-	cli_progress("tenant %s: versions %s exported\n", args.positionals[0], versions);
+	printf("%s\n%s", path, key_ids);
+	cli_progress("tenant %s: versions %s exported; the receiving side should find these key ids in "
+		     "what it imports\n",
+		     args.positionals[0], versions);
 out:
+	free(key_ids);
 	free(versions);
 	free(text);
 	EVP_PKEY_free(recipient);
@@ -274,6 +287,16 @@ out:
 }
 
 /* ---- import ---- */
+
+/* The number here of the version that was active on the exporting side, or
+ * the last one imported when none was (State is authenticated). */
+static uint32_t active_import_number(const struct tpd_contents *contents, uint32_t first, uint32_t last)
+{
+	for (size_t i = 0; i < contents->key_count; i++)
+		if (contents->keys[i].state == LIC_KEY_STATE_ACTIVE)
+			return first + (uint32_t)i;
+	return last;
+}
 
 static const struct cli_option_spec import_options[] = {
     {"tpd", true, false},
@@ -344,12 +367,17 @@ int command_import(int argc, char **argv)
 		goto out;
 	}
 	uint32_t last = first + (uint32_t)contents->key_count - 1;
-	printf("tenant %s%s: imported %zu versions as retained: ", name, created ? " (created)" : "",
+	printf("tenant %s%s: imported %zu versions as retained\n", name, created ? " (created)" : "",
 	       contents->key_count);
 	for (size_t i = 0; i < contents->key_count; i++)
-		printf("%s%zu (was %u, key id %s)", i ? ", " : "", first + i, contents->keys[i].number,
+		printf("version %zu (exported %u) key-id %s\n", first + i, contents->keys[i].number,
 		       contents->keys[i].key_id_hex);
-	printf("\n  `licensor activate %s --version %u` makes one active\n", name, last);
+	/* A TPD proves only that its maker had PublicKey-<GUID>.txt, not who it
+	 * was: the operator checks the key ids before anything is activated. */
+	printf("Before activating: compare these key ids with `licensor keys list %s` on the exporting "
+	       "side\n(anyone with PublicKey-%s.txt can make a TPD). If they match, `licensor activate "
+	       "%s --version N`\n(the exporting side's active one is version %u here).\n",
+	       name, guid, name, active_import_number(contents, first, last));
 out:
 	if (password != NULL)
 		secure_free(password, KEK_PASSPHRASE_MAX + 1);
