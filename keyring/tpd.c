@@ -911,12 +911,11 @@ static lic_status derive_key(const char *password, size_t password_length, const
 	return LIC_OK;
 }
 
-lic_status tpd_exported_build(const struct tpd_contents *contents, const struct scrypt_parameters *parameters,
-			      char **password, char **xml, size_t *xml_length, lic_error *error)
+lic_status tpd_exported_seal(const struct tpd_contents *contents, const struct scrypt_parameters *parameters,
+			     const char *password, size_t password_length, char **xml, size_t *xml_length,
+			     lic_error *error)
 {
 	lic_status status = LIC_OK;
-	uint8_t *random = secure_alloc(TPD_PASSWORD_BYTES);
-	char *text = secure_alloc(TPD_PASSWORD_LENGTH + 1);
 	uint8_t *document_key = secure_alloc(DOCUMENT_KEY_LENGTH);
 	uint8_t salt[TPD_SALT_LENGTH];
 	uint8_t *check = NULL;
@@ -925,21 +924,15 @@ lic_status tpd_exported_build(const struct tpd_contents *contents, const struct 
 	xmlDocPtr document = NULL;
 	xmlNodePtr root = NULL, node = NULL;
 	char *salt_text = NULL;
-	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	if (parameters == NULL)
 		parameters = &scrypt_default_parameters;
-	if (random == NULL || text == NULL || document_key == NULL)
+	if (document_key == NULL)
 		LIC_FAIL(error, LIC_INTERNAL, "out of secure memory");
-	if (RAND_bytes(random, TPD_PASSWORD_BYTES) != 1 || RAND_bytes(salt, sizeof salt) != 1)
-		LIC_FAIL(error, LIC_INTERNAL, "no random bytes for the password");
-	/* base64url without padding: 24 bytes → 32 characters, 6 bits each. */
-	for (size_t i = 0, at = 0; i < TPD_PASSWORD_BYTES; i += 3) {
-		uint32_t group = (uint32_t)random[i] << 16 | (uint32_t)random[i + 1] << 8 | random[i + 2];
-		for (int shift = 18; shift >= 0; shift -= 6)
-			text[at++] = alphabet[(group >> shift) & 63];
-	}
-	text[TPD_PASSWORD_LENGTH] = '\0';
-	LIC_TRY(derive_key(text, TPD_PASSWORD_LENGTH, salt, parameters, document_key, error));
+	if (password_length == 0 || password_length > TPD_PASSWORD_MAX)
+		LIC_FAIL(error, LIC_USAGE, "an ExportedTPD password is 1 to %d bytes", TPD_PASSWORD_MAX);
+	if (RAND_bytes(salt, sizeof salt) != 1)
+		LIC_FAIL(error, LIC_INTERNAL, "no random bytes for the salt");
+	LIC_TRY(derive_key(password, password_length, salt, parameters, document_key, error));
 	size_t aad_length = key_aad(EXPORTED_LABEL, contents, NULL, aad);
 	LIC_TRY(gcm_seal(document_key, aad, aad_length, (const uint8_t *)PASSWORD_CHECK_TEXT,
 			 strlen(PASSWORD_CHECK_TEXT), &check, &check_length, error));
@@ -956,15 +949,38 @@ lic_status tpd_exported_build(const struct tpd_contents *contents, const struct 
 	LIC_TRY(xml_add_base64_child(root, "PasswordCheck", check, check_length, NULL, error));
 	LIC_TRY(add_keys(root, contents, EXPORTED_LABEL, document_key, error));
 	LIC_TRY(finish_document(document, xml, xml_length, error));
-	*password = text;
-	text = NULL;
 out:
 	free(salt_text);
 	free(check);
 	xmlFreeDoc(document);
+	secure_free(document_key, DOCUMENT_KEY_LENGTH);
+	return status;
+}
+
+lic_status tpd_exported_build(const struct tpd_contents *contents, const struct scrypt_parameters *parameters,
+			      char **password, char **xml, size_t *xml_length, lic_error *error)
+{
+	lic_status status = LIC_OK;
+	uint8_t *random = secure_alloc(TPD_PASSWORD_BYTES);
+	char *text = secure_alloc(TPD_PASSWORD_LENGTH + 1);
+	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	if (random == NULL || text == NULL)
+		LIC_FAIL(error, LIC_INTERNAL, "out of secure memory");
+	if (RAND_bytes(random, TPD_PASSWORD_BYTES) != 1)
+		LIC_FAIL(error, LIC_INTERNAL, "no random bytes for the password");
+	/* base64url without padding: 24 bytes → 32 characters, 6 bits each. */
+	for (size_t i = 0, at = 0; i < TPD_PASSWORD_BYTES; i += 3) {
+		uint32_t group = (uint32_t)random[i] << 16 | (uint32_t)random[i + 1] << 8 | random[i + 2];
+		for (int shift = 18; shift >= 0; shift -= 6)
+			text[at++] = alphabet[(group >> shift) & 63];
+	}
+	text[TPD_PASSWORD_LENGTH] = '\0';
+	LIC_TRY(tpd_exported_seal(contents, parameters, text, TPD_PASSWORD_LENGTH, xml, xml_length, error));
+	*password = text;
+	text = NULL;
+out:
 	secure_free(random, TPD_PASSWORD_BYTES);
 	secure_free(text, TPD_PASSWORD_LENGTH + 1);
-	secure_free(document_key, DOCUMENT_KEY_LENGTH);
 	return status;
 }
 

@@ -129,6 +129,15 @@ lic_status tpd_unwrap(const char *xml, size_t xml_length, EVP_PKEY *recipient, c
 lic_status tpd_exported_build(const struct tpd_contents *contents, const struct scrypt_parameters *parameters,
 			      char **password, char **xml, size_t *xml_length, lic_error *error);
 
+/* The same document under a password the caller chose (1 to TPD_PASSWORD_MAX
+ * bytes; the salt is still random). The product always goes through
+ * tpd_exported_build, whose password is random; this is its second half,
+ * there so that fixtures can be made under a known password
+ * (tests/test_tpd.c writes the fuzz_tpd seeds with it). *xml: free(). */
+lic_status tpd_exported_seal(const struct tpd_contents *contents, const struct scrypt_parameters *parameters,
+			     const char *password, size_t password_length, char **xml, size_t *xml_length,
+			     lic_error *error);
+
 /* The one line of Password-<GUID>.txt: "<GUID>:<password>\n" (70 bytes). */
 #define TPD_PASSWORD_LINE_LENGTH (36 + 1 + TPD_PASSWORD_LENGTH + 1)
 void tpd_password_line(const char *guid, const char *password, char line[TPD_PASSWORD_LINE_LENGTH + 1]);
