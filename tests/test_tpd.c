@@ -7,7 +7,10 @@
  * wrong d, swapped key entries,
  * files of two different exchanges, a BYOK version (NOT_EXPORTABLE), absurd
  * scrypt parameters, and a second import of the same key ids (STATE, the
- * tenant unchanged).
+ * tenant unchanged). And the seeds of the fuzz target (tests/fuzz/fuzz_tpd.c):
+ * they must open with the fixture key and password of tests/fuzz/tpd_fixture.h
+ * (a stale seed fails here); with LICENSOR_WRITE_TPD_SEEDS=DIR set, this
+ * program first writes new seeds into DIR, then checks those.
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -27,6 +30,7 @@
 #include "keyring/secure_memory.h"
 #include "keyring/store.h"
 #include "keyring/tpd.h"
+#include "fuzz/tpd_fixture.h"
 #include "test_helpers.h"
 
 #define NOW 1796000000 /* 2026-11-30 */
@@ -836,6 +840,107 @@ static void test_file_write_new(void **state)
 	assert_int_equal(rmdir(directory), 0);
 }
 
+/* Reads DIR/<prefix>-<fixture GUID>.xml. */
+static char *read_seed(const char *directory, const char *prefix, size_t *length)
+{
+	char name[96], path[4096];
+	char *text = NULL;
+	snprintf(name, sizeof name, "%s-%s.xml", prefix, FUZZ_TPD_GUID);
+	assert_int_equal(file_join(path, sizeof path, directory, name, NULL), LIC_OK);
+	lic_error error = {0};
+	if (file_read_all(path, TPD_FILE_MAX_BYTES, &text, length, &error) != LIC_OK)
+		fail_msg("cannot read the seed %s: %s", path, error.message);
+	return text;
+}
+
+/* Writes DIR/<prefix>-<fixture GUID>.xml, replacing it (seeds hold no secret). */
+static void write_seed(const char *directory, const char *prefix, const char *xml, size_t length)
+{
+	char name[96], path[4096];
+	snprintf(name, sizeof name, "%s-%s.xml", prefix, FUZZ_TPD_GUID);
+	assert_int_equal(file_join(path, sizeof path, directory, name, NULL), LIC_OK);
+	lic_error error = {0};
+	if (file_write_atomic(path, xml, length, 0644, 0, &error) != LIC_OK)
+		fail_msg("cannot write the seed %s: %s", path, error.message);
+	printf("wrote %s\n", path);
+}
+
+/* The export of the group's tenant (contoso: v1 retained and compromised, v2
+ * active) to the fixture recipient, and its ExportedTPD under the fixture
+ * password with scrypt N = 2^10 (the only N the fuzz target opens). */
+static void write_fuzz_seeds(struct world_state *w, EVP_PKEY *recipient, const char *directory)
+{
+	lic_error error = {0};
+	char *tpd = NULL, *exported = NULL, *versions = NULL;
+	size_t tpd_length = 0, exported_length = 0;
+	struct tpd_contents *contents = NULL;
+	assert_int_equal(
+	    tpd_export(w->tenant, w->kek, FUZZ_TPD_GUID, recipient, NOW, &tpd, &tpd_length, &versions, &error),
+	    LIC_OK);
+	assert_string_equal(versions, "1,2");
+	assert_int_equal(tpd_unwrap(tpd, tpd_length, recipient, FUZZ_TPD_GUID, &contents, &error), LIC_OK);
+	assert_int_equal(tpd_exported_seal(contents, &fast_scrypt, fuzz_password, strlen(fuzz_password),
+					   &exported, &exported_length, &error),
+			 LIC_OK);
+	write_seed(directory, "TPD", tpd, tpd_length);
+	write_seed(directory, "ExportedTPD", exported, exported_length);
+	tpd_contents_free(contents);
+	free(versions);
+	free(tpd);
+	free(exported);
+}
+
+/* The fuzz target's seeds open with its fixture key and password: both hold
+ * contoso's versions 1 and 2 with the same key ids, and the ExportedTPD asks
+ * for scrypt N="1024" (fuzz_tpd.c skips any other N). */
+static void test_fuzz_seeds(void **state)
+{
+	struct world_state *w = *state;
+	lic_error error = {0};
+	char guid[TPD_GUID_LENGTH];
+	EVP_PKEY *recipient = NULL;
+	assert_int_equal(
+	    tpd_private_key_parse(fuzz_recipient_key, strlen(fuzz_recipient_key), guid, &recipient, &error),
+	    LIC_OK);
+	assert_string_equal(guid, FUZZ_TPD_GUID);
+	const char *directory = getenv("LICENSOR_WRITE_TPD_SEEDS");
+	if (directory != NULL && directory[0] != '\0')
+		write_fuzz_seeds(w, recipient, directory);
+	else
+		directory = LICENSOR_TESTS_DIR "/fuzz/corpus/fuzz_tpd";
+
+	size_t tpd_length = 0, exported_length = 0;
+	char *tpd = read_seed(directory, "TPD", &tpd_length);
+	char *exported = read_seed(directory, "ExportedTPD", &exported_length);
+	struct tpd_contents *unwrapped = NULL, *opened = NULL;
+	if (tpd_unwrap(tpd, tpd_length, recipient, FUZZ_TPD_GUID, &unwrapped, &error) != LIC_OK)
+		fail_msg("the TPD seed does not open with the fixture key (%s): regenerate the seeds, see "
+			 "tests/fuzz/fuzz_tpd.c",
+			 error.message);
+	assert_non_null(strstr(exported, " N=\"1024\""));
+	if (tpd_exported_open(exported, exported_length, fuzz_password, strlen(fuzz_password), FUZZ_TPD_GUID,
+			      &opened, &error) != LIC_OK)
+		fail_msg("the ExportedTPD seed does not open with the fixture password (%s): regenerate the "
+			 "seeds, see tests/fuzz/fuzz_tpd.c",
+			 error.message);
+	assert_string_equal(unwrapped->tenant, "contoso");
+	assert_string_equal(opened->tenant, "contoso");
+	assert_int_equal(unwrapped->key_count, 2);
+	assert_int_equal(opened->key_count, 2);
+	for (size_t i = 0; i < 2; i++) {
+		assert_int_equal(unwrapped->keys[i].number, i + 1);
+		assert_int_equal(opened->keys[i].number, i + 1);
+		assert_string_equal(unwrapped->keys[i].key_id_hex, opened->keys[i].key_id_hex);
+		assert_int_equal(unwrapped->keys[i].state, opened->keys[i].state);
+		assert_int_equal(unwrapped->keys[i].compromised, opened->keys[i].compromised);
+	}
+	tpd_contents_free(unwrapped);
+	tpd_contents_free(opened);
+	free(tpd);
+	free(exported);
+	EVP_PKEY_free(recipient);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -855,6 +960,7 @@ int main(void)
 	    cmocka_unit_test(test_absurd_scrypt_parameters),
 	    cmocka_unit_test(test_malformed_documents),
 	    cmocka_unit_test(test_file_write_new),
+	    cmocka_unit_test(test_fuzz_seeds),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
