@@ -874,9 +874,9 @@ static void write_fuzz_seeds(struct world_state *w, EVP_PKEY *recipient, const c
 	char *tpd = NULL, *exported = NULL, *versions = NULL;
 	size_t tpd_length = 0, exported_length = 0;
 	struct tpd_contents *contents = NULL;
-	assert_int_equal(
-	    tpd_export(w->tenant, w->kek, FUZZ_TPD_GUID, recipient, NOW, &tpd, &tpd_length, &versions, &error),
-	    LIC_OK);
+	assert_int_equal(tpd_export(w->tenant, w->kek, FUZZ_TPD_GUID, recipient, NOW, &tpd, &tpd_length,
+				    &versions, &error),
+			 LIC_OK);
 	assert_string_equal(versions, "1,2");
 	assert_int_equal(tpd_unwrap(tpd, tpd_length, recipient, FUZZ_TPD_GUID, &contents, &error), LIC_OK);
 	assert_int_equal(tpd_exported_seal(contents, &fast_scrypt, fuzz_password, strlen(fuzz_password),
