@@ -7,11 +7,13 @@
  * CreatedAt, KeyCount) and one <Key> per version whose private key is
  * AES-256-GCM under a document key. They differ in where the document key
  * comes from: RSA-OAEP-SHA256 unwrap (TPD) or scrypt of a password
- * (ExportedTPD). The AAD of each <Key> binds label, GUID, tenant, key count,
- * version number and key id, so any edit of the header or any reordering,
- * removal or swap of keys fails authentication and the whole document is
- * refused. Every decrypted key is checked against its public key, the key id
- * and the algorithm before the caller sees it.
+ * (ExportedTPD). The AAD of each <Key> binds label, GUID, tenant, the
+ * header's CreatedAt, key count, and the key's number, key id, algorithm,
+ * state, compromised mark and CreatedAt, so any edit of the header or of a
+ * key's attributes, or any reordering, removal or swap of keys fails
+ * authentication and the whole document is refused. Every decrypted key is
+ * checked against its public key (and, pairwise, its private half), the key
+ * id and the algorithm before the caller sees it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +24,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
@@ -33,12 +36,16 @@
 #include "tpd.h"
 #include "xml_document.h"
 
-#define TPD_LABEL "licensor-tpd-v1"
-#define EXPORTED_LABEL "licensor-exported-tpd-v1"
+/* The OAEP label of the wrapped document key (unchanged since v1). */
+#define TPD_OAEP_LABEL "licensor-tpd-v1"
+/* The AAD labels: v2 binds the header CreatedAt and each key's Algorithm,
+ * State, Compromised and CreatedAt too. */
+#define TPD_LABEL "licensor-tpd-v2"
+#define EXPORTED_LABEL "licensor-exported-tpd-v2"
 #define DOCUMENT_KEY_LENGTH 32
 #define GCM_NONCE_LENGTH 12
 #define GCM_TAG_LENGTH 16
-#define AAD_MAX (32 + 1 + 36 + 1 + TENANT_NAME_MAX + 1 + 4 + 4 + KEY_ID_LENGTH)
+#define AAD_MAX (32 + 1 + 36 + 1 + TENANT_NAME_MAX + 1 + 8 + 4 + 4 + KEY_ID_LENGTH + 32 + 1 + 16 + 1 + 1 + 8)
 #define PASSWORD_CHECK_TEXT "password-check"
 
 void tpd_contents_free(struct tpd_contents *contents)
@@ -201,27 +208,51 @@ static void put_u32(uint8_t *out, uint32_t value)
 	out[3] = (uint8_t)value;
 }
 
-/* label ‖ 0 ‖ guid ‖ 0 ‖ tenant ‖ 0 ‖ key count (4, BE) ‖ number (4, BE) ‖ key id (16). */
-static size_t key_aad(const char *label, const struct tpd_contents *contents, uint32_t number,
-		      const uint8_t key_id[KEY_ID_LENGTH], uint8_t out[AAD_MAX])
+static void put_u64(uint8_t *out, uint64_t value)
+{
+	put_u32(out, (uint32_t)(value >> 32));
+	put_u32(out + 4, (uint32_t)value);
+}
+
+static const char *const state_names[] = {"pending", "active", "retained", "revoked", "destroyed"};
+
+static size_t aad_put_text(uint8_t *out, size_t at, const char *text)
+{
+	size_t length = strlen(text);
+	memcpy(out + at, text, length);
+	out[at + length] = 0;
+	return at + length + 1;
+}
+
+/* The header part, every AAD of a document starts with it:
+ *   label ‖ 0 ‖ guid ‖ 0 ‖ tenant ‖ 0 ‖ header CreatedAt (8, BE, two's
+ *   complement) ‖ key count (4, BE)
+ * and, for a key (entry != NULL), then:
+ *   number (4, BE) ‖ key id (16) ‖ algorithm name ‖ 0 ‖ state name ‖ 0 ‖
+ *   compromised (1: 0x00 or 0x01) ‖ key CreatedAt (8, BE, two's complement)
+ * The password check of an ExportedTPD uses the header part alone. */
+static size_t key_aad(const char *label, const struct tpd_contents *contents, const struct tpd_key *entry,
+		      uint8_t out[AAD_MAX])
 {
 	size_t at = 0;
-	const char *parts[] = {label, contents->guid, contents->tenant};
-	for (size_t i = 0; i < 3; i++) {
-		size_t length = strlen(parts[i]);
-		memcpy(out + at, parts[i], length);
-		at += length;
-		out[at++] = 0;
-	}
+	at = aad_put_text(out, at, label);
+	at = aad_put_text(out, at, contents->guid);
+	at = aad_put_text(out, at, contents->tenant);
+	put_u64(out + at, (uint64_t)contents->created_at);
+	at += 8;
 	put_u32(out + at, (uint32_t)contents->key_count);
 	at += 4;
-	put_u32(out + at, number);
+	if (entry == NULL)
+		return at;
+	put_u32(out + at, entry->number);
 	at += 4;
-	if (key_id != NULL)
-		memcpy(out + at, key_id, KEY_ID_LENGTH);
-	else
-		memset(out + at, 0, KEY_ID_LENGTH);
-	return at + KEY_ID_LENGTH;
+	memcpy(out + at, entry->key_id, KEY_ID_LENGTH);
+	at += KEY_ID_LENGTH;
+	at = aad_put_text(out, at, key_algorithm_name(entry->algorithm));
+	at = aad_put_text(out, at, state_names[entry->state]);
+	out[at++] = entry->compromised ? 1 : 0;
+	put_u64(out + at, (uint64_t)entry->created_at);
+	return at + 8;
 }
 
 /* ---- recipient key files ---- */
@@ -392,14 +423,14 @@ static lic_status oaep_context(EVP_PKEY *key, bool encrypt, const char *guid, EV
 			       lic_error *error)
 {
 	EVP_PKEY_CTX *context = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
-	size_t label_length = strlen(TPD_LABEL) + 1 + 36;
+	size_t label_length = strlen(TPD_OAEP_LABEL) + 1 + 36;
 	char *label = OPENSSL_malloc(label_length + 1);
 	if (context == NULL || label == NULL) {
 		EVP_PKEY_CTX_free(context);
 		OPENSSL_free(label);
 		return lic_error_set(error, LIC_INTERNAL, "out of memory");
 	}
-	snprintf(label, label_length + 1, "%s:%s", TPD_LABEL, guid);
+	snprintf(label, label_length + 1, "%s:%s", TPD_OAEP_LABEL, guid);
 	if ((encrypt ? EVP_PKEY_encrypt_init(context) : EVP_PKEY_decrypt_init(context)) != 1 ||
 	    EVP_PKEY_CTX_set_rsa_padding(context, RSA_PKCS1_OAEP_PADDING) != 1 ||
 	    EVP_PKEY_CTX_set_rsa_oaep_md(context, EVP_sha256()) != 1 ||
@@ -418,8 +449,6 @@ static lic_status oaep_context(EVP_PKEY *key, bool encrypt, const char *guid, EV
 }
 
 /* ---- the shared document body ---- */
-
-static const char *const state_names[] = {"pending", "active", "retained", "revoked", "destroyed"};
 
 static lic_status add_keys(xmlNodePtr root, const struct tpd_contents *contents, const char *label,
 			   const uint8_t key[DOCUMENT_KEY_LENGTH], lic_error *error)
@@ -441,7 +470,7 @@ static lic_status add_keys(xmlNodePtr root, const struct tpd_contents *contents,
 		LIC_TRY(xml_set_attribute_time(node, "CreatedAt", entry->created_at, error));
 		LIC_TRY(xml_add_base64_child(node, "PublicKey", entry->public_key_der,
 					     entry->public_key_length, NULL, error));
-		size_t aad_length = key_aad(label, contents, entry->number, entry->key_id, aad);
+		size_t aad_length = key_aad(label, contents, entry, aad);
 		LIC_TRY(gcm_seal(key, aad, aad_length, entry->private_key_der, entry->private_key_length,
 				 &sealed, &sealed_length, error));
 		LIC_TRY(
@@ -568,11 +597,15 @@ static lic_status parse_state(xmlNodePtr node, lic_key_state *out, lic_error *er
 	return lic_error_set(error, LIC_MALFORMED, "a Key has an unknown State");
 }
 
-/* Checks that a decrypted PKCS#8 key is the key of its public key, key id and algorithm. */
+/* Checks that a decrypted PKCS#8 key is the key of its public key, key id and
+ * algorithm: its (n, e) must be the SPKI's, and its private half (d, p, q and
+ * the CRT values) must belong to them (OpenSSL's pairwise check: p·q = n,
+ * p and q prime, d·e ≡ 1 mod lcm(p−1, q−1), the CRT values). */
 static lic_status check_key_pair(const struct tpd_key *entry, lic_error *error)
 {
 	lic_status status = LIC_OK;
 	EVP_PKEY *key = NULL;
+	EVP_PKEY_CTX *context = NULL;
 	uint8_t *spki = NULL;
 	size_t spki_length = 0;
 	enum key_algorithm algorithm;
@@ -582,11 +615,20 @@ static lic_status check_key_pair(const struct tpd_key *entry, lic_error *error)
 	if (spki_length != entry->public_key_length || memcmp(spki, entry->public_key_der, spki_length) != 0)
 		LIC_FAIL(error, LIC_MALFORMED, "key %u: the private key does not match its public key",
 			 entry->number);
+	context = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
+	if (context == NULL)
+		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
+	if (EVP_PKEY_pairwise_check(context) != 1) {
+		ERR_clear_error();
+		LIC_FAIL(error, LIC_MALFORMED,
+			 "key %u: the private key is not the private half of its public key", entry->number);
+	}
 	LIC_TRY(key_material_algorithm_of(key, &algorithm, error));
 	if (algorithm != entry->algorithm)
 		LIC_FAIL(error, LIC_MALFORMED, "key %u: the key is %s, not %s as its Algorithm says",
 			 entry->number, key_algorithm_name(algorithm), key_algorithm_name(entry->algorithm));
 out:
+	EVP_PKEY_CTX_free(context);
 	free(spki);
 	EVP_PKEY_free(key);
 	return status;
@@ -634,7 +676,7 @@ static lic_status read_keys(xmlNodePtr root, struct tpd_contents *contents, cons
 			if (memcmp(contents->keys[j].key_id, entry->key_id, KEY_ID_LENGTH) == 0)
 				LIC_FAIL(error, LIC_MALFORMED, "key id %s appears twice", entry->key_id_hex);
 		LIC_TRY(xml_child_base64(node, "EncryptedPrivateKey", false, &sealed, &sealed_length, error));
-		size_t aad_length = key_aad(label, contents, entry->number, entry->key_id, aad);
+		size_t aad_length = key_aad(label, contents, entry, aad);
 		char what[64];
 		snprintf(what, sizeof what, "the private key of key %u", entry->number);
 		LIC_TRY(gcm_open(key, aad, aad_length, sealed, sealed_length, &entry->private_key_der,
@@ -869,12 +911,11 @@ static lic_status derive_key(const char *password, size_t password_length, const
 	return LIC_OK;
 }
 
-lic_status tpd_exported_build(const struct tpd_contents *contents, const struct scrypt_parameters *parameters,
-			      char **password, char **xml, size_t *xml_length, lic_error *error)
+lic_status tpd_exported_seal(const struct tpd_contents *contents, const struct scrypt_parameters *parameters,
+			     const char *password, size_t password_length, char **xml, size_t *xml_length,
+			     lic_error *error)
 {
 	lic_status status = LIC_OK;
-	uint8_t *random = secure_alloc(TPD_PASSWORD_BYTES);
-	char *text = secure_alloc(TPD_PASSWORD_LENGTH + 1);
 	uint8_t *document_key = secure_alloc(DOCUMENT_KEY_LENGTH);
 	uint8_t salt[TPD_SALT_LENGTH];
 	uint8_t *check = NULL;
@@ -883,22 +924,16 @@ lic_status tpd_exported_build(const struct tpd_contents *contents, const struct 
 	xmlDocPtr document = NULL;
 	xmlNodePtr root = NULL, node = NULL;
 	char *salt_text = NULL;
-	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	if (parameters == NULL)
 		parameters = &scrypt_default_parameters;
-	if (random == NULL || text == NULL || document_key == NULL)
+	if (document_key == NULL)
 		LIC_FAIL(error, LIC_INTERNAL, "out of secure memory");
-	if (RAND_bytes(random, TPD_PASSWORD_BYTES) != 1 || RAND_bytes(salt, sizeof salt) != 1)
-		LIC_FAIL(error, LIC_INTERNAL, "no random bytes for the password");
-	/* base64url without padding: 24 bytes → 32 characters, 6 bits each. */
-	for (size_t i = 0, at = 0; i < TPD_PASSWORD_BYTES; i += 3) {
-		uint32_t group = (uint32_t)random[i] << 16 | (uint32_t)random[i + 1] << 8 | random[i + 2];
-		for (int shift = 18; shift >= 0; shift -= 6)
-			text[at++] = alphabet[(group >> shift) & 63];
-	}
-	text[TPD_PASSWORD_LENGTH] = '\0';
-	LIC_TRY(derive_key(text, TPD_PASSWORD_LENGTH, salt, parameters, document_key, error));
-	size_t aad_length = key_aad(EXPORTED_LABEL, contents, 0, NULL, aad);
+	if (password_length == 0 || password_length > TPD_PASSWORD_MAX)
+		LIC_FAIL(error, LIC_USAGE, "an ExportedTPD password is 1 to %d bytes", TPD_PASSWORD_MAX);
+	if (RAND_bytes(salt, sizeof salt) != 1)
+		LIC_FAIL(error, LIC_INTERNAL, "no random bytes for the salt");
+	LIC_TRY(derive_key(password, password_length, salt, parameters, document_key, error));
+	size_t aad_length = key_aad(EXPORTED_LABEL, contents, NULL, aad);
 	LIC_TRY(gcm_seal(document_key, aad, aad_length, (const uint8_t *)PASSWORD_CHECK_TEXT,
 			 strlen(PASSWORD_CHECK_TEXT), &check, &check_length, error));
 	LIC_TRY(new_document("ExportedTrustedPublishingDomain", contents, &document, &root, error));
@@ -914,15 +949,38 @@ lic_status tpd_exported_build(const struct tpd_contents *contents, const struct 
 	LIC_TRY(xml_add_base64_child(root, "PasswordCheck", check, check_length, NULL, error));
 	LIC_TRY(add_keys(root, contents, EXPORTED_LABEL, document_key, error));
 	LIC_TRY(finish_document(document, xml, xml_length, error));
-	*password = text;
-	text = NULL;
 out:
 	free(salt_text);
 	free(check);
 	xmlFreeDoc(document);
+	secure_free(document_key, DOCUMENT_KEY_LENGTH);
+	return status;
+}
+
+lic_status tpd_exported_build(const struct tpd_contents *contents, const struct scrypt_parameters *parameters,
+			      char **password, char **xml, size_t *xml_length, lic_error *error)
+{
+	lic_status status = LIC_OK;
+	uint8_t *random = secure_alloc(TPD_PASSWORD_BYTES);
+	char *text = secure_alloc(TPD_PASSWORD_LENGTH + 1);
+	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	if (random == NULL || text == NULL)
+		LIC_FAIL(error, LIC_INTERNAL, "out of secure memory");
+	if (RAND_bytes(random, TPD_PASSWORD_BYTES) != 1)
+		LIC_FAIL(error, LIC_INTERNAL, "no random bytes for the password");
+	/* base64url without padding: 24 bytes → 32 characters, 6 bits each. */
+	for (size_t i = 0, at = 0; i < TPD_PASSWORD_BYTES; i += 3) {
+		uint32_t group = (uint32_t)random[i] << 16 | (uint32_t)random[i + 1] << 8 | random[i + 2];
+		for (int shift = 18; shift >= 0; shift -= 6)
+			text[at++] = alphabet[(group >> shift) & 63];
+	}
+	text[TPD_PASSWORD_LENGTH] = '\0';
+	LIC_TRY(tpd_exported_seal(contents, parameters, text, TPD_PASSWORD_LENGTH, xml, xml_length, error));
+	*password = text;
+	text = NULL;
+out:
 	secure_free(random, TPD_PASSWORD_BYTES);
 	secure_free(text, TPD_PASSWORD_LENGTH + 1);
-	secure_free(document_key, DOCUMENT_KEY_LENGTH);
 	return status;
 }
 
@@ -996,7 +1054,7 @@ lic_status tpd_exported_open(const char *xml, size_t xml_length, const char *pas
 			 TPD_SALT_LENGTH);
 	LIC_TRY(xml_child_base64(root, "PasswordCheck", false, &check, &check_length, error));
 	LIC_TRY(derive_key(password, password_length, salt, &parameters, document_key, error));
-	size_t aad_length = key_aad(EXPORTED_LABEL, contents, 0, NULL, aad);
+	size_t aad_length = key_aad(EXPORTED_LABEL, contents, NULL, aad);
 	if (gcm_open(document_key, aad, aad_length, check, check_length, &opened, &opened_length,
 		     "password check", &ignored) != LIC_OK ||
 	    opened_length != strlen(PASSWORD_CHECK_TEXT) ||

@@ -14,9 +14,10 @@
  *
  * Promises: one GUID (random UUID v4, lowercase) names an exchange and is
  * inside every file; every AES-GCM AAD binds the GUID, the exported tenant,
- * the number of keys and (per key) the version number and key id, so a
- * changed GUID or tenant, a dropped, added or swapped key, or one flipped
- * byte is refused whole. Every decrypted private key is checked against its
+ * the document's CreatedAt, the number of keys and (per key) the version
+ * number, key id, algorithm, state, compromised mark and CreatedAt, so a
+ * changed header or key attribute, a dropped, added or swapped key, or one
+ * flipped byte is refused whole. Every decrypted private key is checked against its
  * public key and key id before it is returned. Plaintext private keys
  * (PKCS#8) and passwords live only in secure memory. Nothing here prints.
  */
@@ -128,6 +129,15 @@ lic_status tpd_unwrap(const char *xml, size_t xml_length, EVP_PKEY *recipient, c
 lic_status tpd_exported_build(const struct tpd_contents *contents, const struct scrypt_parameters *parameters,
 			      char **password, char **xml, size_t *xml_length, lic_error *error);
 
+/* The same document under a password the caller chose (1 to TPD_PASSWORD_MAX
+ * bytes; the salt is still random). The product always goes through
+ * tpd_exported_build, whose password is random; this is its second half,
+ * there so that fixtures can be made under a known password
+ * (tests/test_tpd.c writes the fuzz_tpd seeds with it). *xml: free(). */
+lic_status tpd_exported_seal(const struct tpd_contents *contents, const struct scrypt_parameters *parameters,
+			     const char *password, size_t password_length, char **xml, size_t *xml_length,
+			     lic_error *error);
+
 /* The one line of Password-<GUID>.txt: "<GUID>:<password>\n" (70 bytes). */
 #define TPD_PASSWORD_LINE_LENGTH (36 + 1 + TPD_PASSWORD_LENGTH + 1)
 void tpd_password_line(const char *guid, const char *password, char line[TPD_PASSWORD_LINE_LENGTH + 1]);
@@ -153,13 +163,24 @@ lic_status tpd_import_into_tenant(struct tenant *tenant, const struct kek *kek,
 
 /* ---- the store transactions (tpd_store.c) ---- */
 
+/* Writes a new file `path` of mode 0600: a unique temporary file beside it,
+ * fsynced, then renameat2(RENAME_NOREPLACE) (link() where the file system
+ * lacks it) and an fsync of the directory. An existing `path` (file,
+ * directory or symbolic link) is never replaced: LIC_IO "exists already",
+ * and nothing is left behind. After LIC_OK the whole file is durable. */
+lic_status tpd_file_write_new(const char *path, const void *data, size_t length, lic_error *error);
+
 struct admin_context;
 
 /* Export: under the store lock, loads `tenant`, builds its TPD for
- * `recipient`, writes it to `path` (0600, atomically) and appends the audit
- * event "export" (GUID and version list). *versions as in tpd_export. */
+ * `recipient`, writes it to `path` (tpd_file_write_new) and appends the audit
+ * event "export" (GUID and version list). *versions as in tpd_export;
+ * *key_ids (optional): a new text with one line "version N key-id HEX" per
+ * exported version (free()), for the operator to compare with the
+ * receiving side. */
 lic_status tpd_export_to_file(const struct admin_context *context, const char *tenant, EVP_PKEY *recipient,
-			      const char *guid, const char *path, char **versions, lic_error *error);
+			      const char *guid, const char *path, char **versions, char **key_ids,
+			      lic_error *error);
 
 /* Import: under the store lock, loads `tenant` (or creates it, with no active
  * version, when the store has none), appends every key as retained, saves

@@ -5,11 +5,16 @@
  * event, release the lock. A refusal writes nothing: the import prepares and
  * seals every key before the tenant changes, and saves the tenant in one
  * atomic replace. Audit lines carry the exchange GUID and version numbers,
- * never key material.
+ * never key material. tpd_file_write_new writes the exchange's files: whole,
+ * durable, 0600, and never over an existing file.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "admin.h"
@@ -62,6 +67,73 @@ static lic_status record_settled(const struct admin_context *context, const char
 	return audit_append(context->store->directory, &event, now, error);
 }
 
+lic_status tpd_file_write_new(const char *path, const void *data, size_t length, lic_error *error)
+{
+	lic_status status = LIC_OK;
+	char temp[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	const char *name = slash ? slash + 1 : path;
+	int directory_length = slash ? (int)(slash - path + 1) : 0;
+	int fd = -1;
+	bool temp_exists = false, created = false;
+	const uint8_t *cursor = data;
+	size_t left = length;
+	if (snprintf(temp, sizeof temp, "%.*s.%s.XXXXXX", directory_length, path, name) >= (int)sizeof temp)
+		LIC_FAIL(error, LIC_TOO_LARGE, "path too long: %.200s", path);
+	/* A unique temporary name beside the target (0600 from mkostemp). */
+	fd = mkostemp(temp, O_CLOEXEC);
+	if (fd < 0)
+		LIC_FAIL(error, LIC_IO, "cannot create a file beside %.300s: %s", path, strerror(errno));
+	temp_exists = true;
+	if (fchmod(fd, 0600) != 0)
+		LIC_FAIL(error, LIC_IO, "cannot set the mode of %.300s: %s", temp, strerror(errno));
+	while (left > 0) {
+		ssize_t written = write(fd, cursor, left);
+		if (written < 0 && errno == EINTR)
+			continue;
+		if (written <= 0)
+			LIC_FAIL(error, LIC_IO, "cannot write %.300s: %s", temp, strerror(errno));
+		cursor += written;
+		left -= (size_t)written;
+	}
+	if (fsync(fd) != 0)
+		LIC_FAIL(error, LIC_IO, "cannot sync %.300s: %s", temp, strerror(errno));
+	if (close(fd) != 0) {
+		fd = -1;
+		LIC_FAIL(error, LIC_IO, "cannot close %.300s: %s", temp, strerror(errno));
+	}
+	fd = -1;
+	/* The whole file appears under its name at once, and never replaces
+	 * anything there (a file, a directory or a symbolic link, even a
+	 * dangling one). A file system without RENAME_NOREPLACE: link(), which
+	 * never replaces either. */
+	if (renameat2(AT_FDCWD, temp, AT_FDCWD, path, RENAME_NOREPLACE) == 0) {
+		temp_exists = false;
+	} else if (errno == EINVAL || errno == ENOSYS || errno == ENOTSUP) {
+		if (link(temp, path) != 0)
+			goto refused;
+	} else {
+		goto refused;
+	}
+	created = true;
+	LIC_TRY(file_sync_parent(path, error));
+	created = false;
+	goto out;
+refused:
+	if (errno == EEXIST)
+		LIC_FAIL(error, LIC_IO, "%.300s exists already: nothing written (remove it or use --out)",
+			 path);
+	LIC_FAIL(error, LIC_IO, "cannot create %.300s: %s", path, strerror(errno));
+out:
+	if (fd >= 0)
+		close(fd);
+	if (temp_exists)
+		unlink(temp);
+	if (created) /* ours, but not durable: no half-promised file stays */
+		unlink(path);
+	return status;
+}
+
 /* "guid G; versions 1,2,3", or a count and range when the list is long. */
 static void version_detail(char detail[DETAIL_MAX], const char *guid, const char *prefix, const char *list,
 			   size_t count, uint32_t first, uint32_t last)
@@ -74,11 +146,12 @@ static void version_detail(char detail[DETAIL_MAX], const char *guid, const char
 }
 
 lic_status tpd_export_to_file(const struct admin_context *context, const char *name, EVP_PKEY *recipient,
-			      const char *guid, const char *path, char **versions, lic_error *error)
+			      const char *guid, const char *path, char **versions, char **key_ids,
+			      lic_error *error)
 {
 	lic_status status = LIC_OK;
 	struct tenant *tenant = NULL;
-	char *xml = NULL, *list = NULL;
+	char *xml = NULL, *list = NULL, *lines = NULL;
 	size_t xml_length = 0;
 	char detail[DETAIL_MAX];
 	int64_t now = context_now(context);
@@ -91,10 +164,32 @@ lic_status tpd_export_to_file(const struct admin_context *context, const char *n
 	lifecycle_settle(tenant, now);
 	LIC_TRY(
 	    tpd_export(tenant, context->store->kek, guid, recipient, now, &xml, &xml_length, &list, error));
-	LIC_TRY(file_write_atomic(path, xml, xml_length, 0600, 0, error));
+	LIC_TRY(tpd_file_write_new(path, xml, xml_length, error));
 	const char *last_comma = strrchr(list, ',');
-	version_detail(detail, guid, "", list, 0, (uint32_t)strtoul(list, NULL, 10),
+	size_t count = 1;
+	for (const char *c = list; *c != '\0'; c++)
+		count += *c == ',';
+	version_detail(detail, guid, "", list, count, (uint32_t)strtoul(list, NULL, 10),
 		       (uint32_t)strtoul(last_comma ? last_comma + 1 : list, NULL, 10));
+	if (key_ids != NULL) {
+		/* "version N key-id HEX\n" for each exported version, from the list. */
+		size_t size = count * (24 + KEY_ID_HEX_LENGTH) + 1, at = 0;
+		lines = malloc(size);
+		if (lines == NULL) {
+			unlink(path);
+			LIC_FAIL(error, LIC_INTERNAL, "out of memory");
+		}
+		lines[0] = '\0';
+		for (const char *cursor = list; *cursor != '\0';) {
+			char *end = NULL;
+			uint32_t number = (uint32_t)strtoul(cursor, &end, 10);
+			const struct key_version *version = tenant_version(tenant, number);
+			if (version != NULL)
+				at += (size_t)snprintf(lines + at, size - at, "version %u key-id %s\n",
+						       number, version->key_id_hex);
+			cursor = *end == ',' ? end + 1 : end;
+		}
+	}
 	status = record(context, "export", name, detail, now, false, error);
 	if (status != LIC_OK) {
 		/* No TPD leaves the store without its audit line. */
@@ -105,8 +200,13 @@ lic_status tpd_export_to_file(const struct admin_context *context, const char *n
 		*versions = list;
 		list = NULL;
 	}
+	if (key_ids != NULL) {
+		*key_ids = lines;
+		lines = NULL;
+	}
 out:
 	store_unlock(context->store);
+	free(lines);
 	free(list);
 	free(xml);
 	tenant_free(tenant);

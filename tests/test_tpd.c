@@ -2,23 +2,35 @@
  * test_tpd.c: the TPD exchange (keyring/tpd.h) in memory: the round trip of
  * the recipient key files, TPD and ExportedTPD and the import into another
  * tenant under another KEK; and the refusals: a wrong password, a flipped
- * ciphertext byte, a changed Guid or Tenant attribute, swapped key entries,
+ * ciphertext byte, a changed Guid or Tenant attribute, a changed Compromised,
+ * State or CreatedAt attribute, a private key with the right (n, e) but a
+ * wrong d, swapped key entries,
  * files of two different exchanges, a BYOK version (NOT_EXPORTABLE), absurd
  * scrypt parameters, and a second import of the same key ids (STATE, the
- * tenant unchanged).
+ * tenant unchanged). And the seeds of the fuzz target (tests/fuzz/fuzz_tpd.c):
+ * they must open with the fixture key and password of tests/fuzz/tpd_fixture.h
+ * (a stale seed fails here); with LICENSOR_WRITE_TPD_SEEDS=DIR set, this
+ * program first writes new seeds into DIR, then checks those.
  */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/param_build.h>
 
 #include "keyring/encoding.h"
+#include "keyring/file_io.h"
 #include "keyring/secure_memory.h"
 #include "keyring/store.h"
 #include "keyring/tpd.h"
+#include "fuzz/tpd_fixture.h"
 #include "test_helpers.h"
 
 #define NOW 1796000000 /* 2026-11-30 */
@@ -76,6 +88,9 @@ static int group_setup(void **state)
 	w->tenant = tenant_new("contoso", NOW - 2000);
 	add_version(w->tenant, w->kek, LIC_KEY_STATE_RETAINED);
 	add_version(w->tenant, w->kek, LIC_KEY_STATE_ACTIVE);
+	/* Version 1 is marked compromised: the mark travels and is authenticated. */
+	tenant_version(w->tenant, 1)->compromised = true;
+	tenant_version(w->tenant, 1)->compromised_at = NOW - 5;
 	assert_int_equal(tpd_recipient_key_create(KEY_ALGORITHM_RSA_2048, w->guid, &w->public_text,
 						  &w->public_length, &w->private_text, &w->private_length,
 						  &error),
@@ -252,6 +267,7 @@ static void test_round_trip_and_import(void **state)
 		assert_int_equal(entry->algorithm, KEY_ALGORITHM_RSA_2048);
 		assert_int_equal(entry->created_at, version->created_at);
 		assert_int_equal(entry->state, number == 1 ? LIC_KEY_STATE_RETAINED : LIC_KEY_STATE_ACTIVE);
+		assert_int_equal(entry->compromised, number == 1);
 		uint8_t *der = NULL;
 		size_t length = 0;
 		private_der_of(w->tenant, w->kek, number, &der, &length);
@@ -273,6 +289,7 @@ static void test_round_trip_and_import(void **state)
 		assert_int_equal(version->state, LIC_KEY_STATE_RETAINED);
 		assert_int_equal(version->retained_at, NOW + 5);
 		assert_int_equal(version->origin, KEY_ORIGIN_MANAGED);
+		assert_int_equal(version->compromised, i == 0);
 		assert_string_equal(version->key_id_hex, tenant_version(w->tenant, i + 1)->key_id_hex);
 		assert_ptr_equal(tenant_find_key_id(fabrikam, version->key_id), version);
 		/* Sealed under the importing KEK with its new number: it opens there. */
@@ -394,6 +411,60 @@ static void test_changed_tenant(void **state)
 	free(tampered);
 }
 
+/* A copy with one digit of the year of the n-th (0-based) CreatedAt attribute changed. */
+static char *change_created_at(const char *text, int n)
+{
+	char *out = strdup(text);
+	char *at = out;
+	for (int i = 0; i <= n; i++) {
+		at = strstr(at, "CreatedAt=\"");
+		assert_non_null(at);
+		at += strlen("CreatedAt=\"");
+	}
+	at[3] = at[3] == '0' ? '1' : '0';
+	return out;
+}
+
+/* Every attribute import uses is authenticated: Compromised, State and the
+ * CreatedAt of the header and of each key cannot be edited in transit. */
+static void test_changed_key_metadata(void **state)
+{
+	struct world_state *w = *state;
+	struct tpd_contents *contents = NULL;
+	lic_error error = {0};
+	const char *edits[][2] = {
+	    {"Compromised=\"true\"", "Compromised=\"false\""},
+	    {"Compromised=\"false\"", "Compromised=\"true\""},
+	    {"State=\"retained\"", "State=\"active\""},
+	    {"State=\"active\"", "State=\"revoked\""},
+	};
+	for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+		char *tampered = replace_once(w->tpd, edits[i][0], edits[i][1]);
+		assert_int_equal(
+		    tpd_unwrap(tampered, strlen(tampered), w->recipient_private, w->guid, &contents, &error),
+		    LIC_MALFORMED);
+		assert_non_null(strstr(error.message, "altered"));
+		assert_null(contents);
+		free(tampered);
+		tampered = replace_once(w->exported, edits[i][0], edits[i][1]);
+		open_exported(w, tampered, LIC_MALFORMED);
+		free(tampered);
+	}
+	/* CreatedAt 0 is the header's, 1 and 2 the keys'. */
+	for (int n = 0; n < 3; n++) {
+		char *tampered = change_created_at(w->tpd, n);
+		assert_int_equal(
+		    tpd_unwrap(tampered, strlen(tampered), w->recipient_private, w->guid, &contents, &error),
+		    LIC_MALFORMED);
+		assert_null(contents);
+		free(tampered);
+		tampered = change_created_at(w->exported, n);
+		/* The header's is bound by the password check as well. */
+		open_exported(w, tampered, n == 0 ? LIC_UNAUTHORIZED : LIC_MALFORMED);
+		free(tampered);
+	}
+}
+
 /* Swaps the text of the first two `name` elements. */
 static char *swap_elements(const char *text, const char *name)
 {
@@ -443,6 +514,98 @@ static void test_swapped_key_entries(void **state)
 	free(step2);
 	open_exported(w, tampered, LIC_MALFORMED);
 	free(tampered);
+}
+
+/* A PKCS#8 key with the real n, e, p, q and CRT values of version 1 but a
+ * wrong d: its SPKI is version 1's, so only a pairwise check sees it. Put in
+ * an otherwise valid ExportedTPD (made with the test's own password), it is
+ * refused, and the import refuses it too. */
+static void test_private_key_not_the_private_half(void **state)
+{
+	struct world_state *w = *state;
+	lic_error error = {0};
+	uint8_t *der = NULL;
+	size_t der_length = 0;
+	EVP_PKEY *real = NULL, *forged = NULL;
+	private_der_of(w->tenant, w->kek, 1, &der, &der_length);
+	assert_int_equal(key_material_from_private_der(der, der_length, &real, NULL), LIC_OK);
+	secure_free(der, der_length);
+	const char *names[] = {OSSL_PKEY_PARAM_RSA_N,         OSSL_PKEY_PARAM_RSA_E,
+			       OSSL_PKEY_PARAM_RSA_D,         OSSL_PKEY_PARAM_RSA_FACTOR1,
+			       OSSL_PKEY_PARAM_RSA_FACTOR2,   OSSL_PKEY_PARAM_RSA_EXPONENT1,
+			       OSSL_PKEY_PARAM_RSA_EXPONENT2, OSSL_PKEY_PARAM_RSA_COEFFICIENT1};
+	BIGNUM *values[8] = {0};
+	OSSL_PARAM_BLD *builder = OSSL_PARAM_BLD_new();
+	assert_non_null(builder);
+	for (size_t i = 0; i < 8; i++) {
+		assert_int_equal(EVP_PKEY_get_bn_param(real, names[i], &values[i]), 1);
+		if (i == 2) /* d + 2: the wrong private exponent */
+			assert_int_equal(BN_add_word(values[i], 2), 1);
+		assert_int_equal(OSSL_PARAM_BLD_push_BN(builder, names[i], values[i]), 1);
+	}
+	OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(builder);
+	EVP_PKEY_CTX *context = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+	assert_non_null(params);
+	assert_non_null(context);
+	assert_int_equal(EVP_PKEY_fromdata_init(context), 1);
+	assert_int_equal(EVP_PKEY_fromdata(context, &forged, EVP_PKEY_KEYPAIR, params), 1);
+
+	/* The contents of an exchange with that one key as version 1. */
+	const struct key_version *version = tenant_version(w->tenant, 1);
+	struct tpd_contents *contents = calloc(1, sizeof *contents);
+	memcpy(contents->guid, w->guid, TPD_GUID_LENGTH);
+	contents->tenant = strdup("contoso");
+	contents->created_at = NOW;
+	contents->key_count = 1;
+	contents->keys = calloc(1, sizeof *contents->keys);
+	struct tpd_key *entry = &contents->keys[0];
+	entry->number = 1;
+	memcpy(entry->key_id, version->key_id, KEY_ID_LENGTH);
+	memcpy(entry->key_id_hex, version->key_id_hex, KEY_ID_HEX_LENGTH);
+	entry->algorithm = version->algorithm;
+	entry->state = LIC_KEY_STATE_RETAINED;
+	entry->created_at = version->created_at;
+	entry->public_key_der = malloc(version->public_key_length);
+	memcpy(entry->public_key_der, version->public_key_der, version->public_key_length);
+	entry->public_key_length = version->public_key_length;
+	assert_int_equal(
+	    key_material_private_der(forged, &entry->private_key_der, &entry->private_key_length, NULL),
+	    LIC_OK);
+	/* Its SPKI is the real one: the old check (compare the SPKI) passed it. */
+	uint8_t *spki = NULL;
+	size_t spki_length = 0;
+	assert_int_equal(key_material_public_der(forged, &spki, &spki_length, NULL), LIC_OK);
+	assert_int_equal(spki_length, version->public_key_length);
+	assert_memory_equal(spki, version->public_key_der, spki_length);
+	free(spki);
+
+	char *password = NULL, *xml = NULL;
+	size_t xml_length = 0;
+	assert_int_equal(tpd_exported_build(contents, &fast_scrypt, &password, &xml, &xml_length, &error),
+			 LIC_OK);
+	struct tpd_contents *opened = NULL;
+	assert_int_equal(
+	    tpd_exported_open(xml, xml_length, password, strlen(password), w->guid, &opened, &error),
+	    LIC_MALFORMED);
+	assert_non_null(strstr(error.message, "not the private half"));
+	assert_null(opened);
+	/* The import checks every key again before the tenant changes. */
+	struct tenant *target = tenant_new("newco", NOW);
+	uint32_t first = 0;
+	assert_int_equal(tpd_import_into_tenant(target, w->other_kek, contents, NOW, &first, &error),
+			 LIC_MALFORMED);
+	assert_int_equal(target->version_count, 0);
+	tenant_free(target);
+	secure_free(password, TPD_PASSWORD_LENGTH + 1);
+	free(xml);
+	tpd_contents_free(contents);
+	EVP_PKEY_CTX_free(context);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(builder);
+	for (size_t i = 0; i < 8; i++)
+		BN_clear_free(values[i]);
+	EVP_PKEY_free(forged);
+	EVP_PKEY_free(real);
 }
 
 static void test_key_file_of_another_exchange(void **state)
@@ -622,6 +785,162 @@ static void test_malformed_documents(void **state)
 	assert_null(contents);
 }
 
+static size_t directory_entries(const char *directory)
+{
+	size_t count = 0;
+	DIR *dir = opendir(directory);
+	assert_non_null(dir);
+	for (struct dirent *entry; (entry = readdir(dir)) != NULL;)
+		if (strcmp(entry->d_name, ".") != 0 && strcmp(entry->d_name, "..") != 0)
+			count++;
+	closedir(dir);
+	return count;
+}
+
+/* The exchange's files: 0600 whatever the umask, and an existing name (a
+ * file or a dangling symbolic link) is never replaced, nothing left behind. */
+static void test_file_write_new(void **state)
+{
+	(void)state;
+	char directory[256], path[512], link_path[512], target[512];
+	lic_error error = {0};
+	assert_int_equal(file_make_temporary_directory("test_tpd", directory, sizeof directory, NULL),
+			 LIC_OK);
+	snprintf(path, sizeof path, "%s/TPD-x.xml", directory);
+	mode_t old_mask = umask(0);
+	assert_int_equal(tpd_file_write_new(path, "first", 5, &error), LIC_OK);
+	umask(old_mask);
+	struct stat info;
+	assert_int_equal(stat(path, &info), 0);
+	assert_int_equal(info.st_mode & 07777, 0600);
+	assert_int_equal(tpd_file_write_new(path, "second", 6, &error), LIC_IO);
+	assert_non_null(strstr(error.message, "exists already"));
+	char *text = NULL;
+	size_t length = 0;
+	assert_int_equal(file_read_all(path, 100, &text, &length, NULL), LIC_OK);
+	assert_string_equal(text, "first");
+	free(text);
+	/* A dangling symbolic link: neither it nor its target is written. */
+	snprintf(link_path, sizeof link_path, "%s/Password-x.txt", directory);
+	snprintf(target, sizeof target, "%s/elsewhere", directory);
+	assert_int_equal(symlink(target, link_path), 0);
+	assert_int_equal(tpd_file_write_new(link_path, "secret", 6, &error), LIC_IO);
+	assert_non_null(strstr(error.message, "exists already"));
+	assert_int_equal(lstat(link_path, &info), 0);
+	assert_true(S_ISLNK(info.st_mode));
+	assert_int_not_equal(access(target, F_OK), 0);
+	/* No temporary file left: the file and the link only. */
+	assert_int_equal(directory_entries(directory), 2);
+	/* A directory that does not exist: refused, nothing made. */
+	char missing[600];
+	snprintf(missing, sizeof missing, "%s/none/TPD-x.xml", directory);
+	assert_int_equal(tpd_file_write_new(missing, "x", 1, &error), LIC_IO);
+	unlink(link_path);
+	unlink(path);
+	assert_int_equal(rmdir(directory), 0);
+}
+
+/* Reads DIR/<prefix>-<fixture GUID>.xml. */
+static char *read_seed(const char *directory, const char *prefix, size_t *length)
+{
+	char name[96], path[4096];
+	char *text = NULL;
+	snprintf(name, sizeof name, "%s-%s.xml", prefix, FUZZ_TPD_GUID);
+	assert_int_equal(file_join(path, sizeof path, directory, name, NULL), LIC_OK);
+	lic_error error = {0};
+	if (file_read_all(path, TPD_FILE_MAX_BYTES, &text, length, &error) != LIC_OK)
+		fail_msg("cannot read the seed %s: %s", path, error.message);
+	return text;
+}
+
+/* Writes DIR/<prefix>-<fixture GUID>.xml, replacing it (seeds hold no secret). */
+static void write_seed(const char *directory, const char *prefix, const char *xml, size_t length)
+{
+	char name[96], path[4096];
+	snprintf(name, sizeof name, "%s-%s.xml", prefix, FUZZ_TPD_GUID);
+	assert_int_equal(file_join(path, sizeof path, directory, name, NULL), LIC_OK);
+	lic_error error = {0};
+	if (file_write_atomic(path, xml, length, 0644, 0, &error) != LIC_OK)
+		fail_msg("cannot write the seed %s: %s", path, error.message);
+	printf("wrote %s\n", path);
+}
+
+/* The export of the group's tenant (contoso: v1 retained and compromised, v2
+ * active) to the fixture recipient, and its ExportedTPD under the fixture
+ * password with scrypt N = 2^10 (the only N the fuzz target opens). */
+static void write_fuzz_seeds(struct world_state *w, EVP_PKEY *recipient, const char *directory)
+{
+	lic_error error = {0};
+	char *tpd = NULL, *exported = NULL, *versions = NULL;
+	size_t tpd_length = 0, exported_length = 0;
+	struct tpd_contents *contents = NULL;
+	assert_int_equal(tpd_export(w->tenant, w->kek, FUZZ_TPD_GUID, recipient, NOW, &tpd, &tpd_length,
+				    &versions, &error),
+			 LIC_OK);
+	assert_string_equal(versions, "1,2");
+	assert_int_equal(tpd_unwrap(tpd, tpd_length, recipient, FUZZ_TPD_GUID, &contents, &error), LIC_OK);
+	assert_int_equal(tpd_exported_seal(contents, &fast_scrypt, fuzz_password, strlen(fuzz_password),
+					   &exported, &exported_length, &error),
+			 LIC_OK);
+	write_seed(directory, "TPD", tpd, tpd_length);
+	write_seed(directory, "ExportedTPD", exported, exported_length);
+	tpd_contents_free(contents);
+	free(versions);
+	free(tpd);
+	free(exported);
+}
+
+/* The fuzz target's seeds open with its fixture key and password: both hold
+ * contoso's versions 1 and 2 with the same key ids, and the ExportedTPD asks
+ * for scrypt N="1024" (fuzz_tpd.c skips any other N). */
+static void test_fuzz_seeds(void **state)
+{
+	struct world_state *w = *state;
+	lic_error error = {0};
+	char guid[TPD_GUID_LENGTH];
+	EVP_PKEY *recipient = NULL;
+	assert_int_equal(
+	    tpd_private_key_parse(fuzz_recipient_key, strlen(fuzz_recipient_key), guid, &recipient, &error),
+	    LIC_OK);
+	assert_string_equal(guid, FUZZ_TPD_GUID);
+	const char *directory = getenv("LICENSOR_WRITE_TPD_SEEDS");
+	if (directory != NULL && directory[0] != '\0')
+		write_fuzz_seeds(w, recipient, directory);
+	else
+		directory = LICENSOR_TESTS_DIR "/fuzz/corpus/fuzz_tpd";
+
+	size_t tpd_length = 0, exported_length = 0;
+	char *tpd = read_seed(directory, "TPD", &tpd_length);
+	char *exported = read_seed(directory, "ExportedTPD", &exported_length);
+	struct tpd_contents *unwrapped = NULL, *opened = NULL;
+	if (tpd_unwrap(tpd, tpd_length, recipient, FUZZ_TPD_GUID, &unwrapped, &error) != LIC_OK)
+		fail_msg("the TPD seed does not open with the fixture key (%s): regenerate the seeds, see "
+			 "tests/fuzz/fuzz_tpd.c",
+			 error.message);
+	assert_non_null(strstr(exported, " N=\"1024\""));
+	if (tpd_exported_open(exported, exported_length, fuzz_password, strlen(fuzz_password), FUZZ_TPD_GUID,
+			      &opened, &error) != LIC_OK)
+		fail_msg("the ExportedTPD seed does not open with the fixture password (%s): regenerate the "
+			 "seeds, see tests/fuzz/fuzz_tpd.c",
+			 error.message);
+	assert_string_equal(unwrapped->tenant, "contoso");
+	assert_string_equal(opened->tenant, "contoso");
+	assert_int_equal(unwrapped->key_count, 2);
+	assert_int_equal(opened->key_count, 2);
+	for (size_t i = 0; i < 2; i++) {
+		assert_int_equal(unwrapped->keys[i].number, i + 1);
+		assert_int_equal(opened->keys[i].number, i + 1);
+		assert_string_equal(unwrapped->keys[i].key_id_hex, opened->keys[i].key_id_hex);
+		assert_int_equal(unwrapped->keys[i].state, opened->keys[i].state);
+		assert_int_equal(unwrapped->keys[i].compromised, opened->keys[i].compromised);
+	}
+	tpd_contents_free(unwrapped);
+	tpd_contents_free(opened);
+	free(tpd);
+	free(exported);
+	EVP_PKEY_free(recipient);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -633,11 +952,15 @@ int main(void)
 	    cmocka_unit_test(test_changed_guid_attribute),
 	    cmocka_unit_test(test_changed_tenant),
 	    cmocka_unit_test(test_swapped_key_entries),
+	    cmocka_unit_test(test_changed_key_metadata),
+	    cmocka_unit_test(test_private_key_not_the_private_half),
 	    cmocka_unit_test(test_key_file_of_another_exchange),
 	    cmocka_unit_test(test_byok_version_not_exportable),
 	    cmocka_unit_test(test_exported_versions_and_legacy_keys),
 	    cmocka_unit_test(test_absurd_scrypt_parameters),
 	    cmocka_unit_test(test_malformed_documents),
+	    cmocka_unit_test(test_file_write_new),
+	    cmocka_unit_test(test_fuzz_seeds),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -8,9 +8,12 @@
  *
  * Every file of one exchange carries the same GUID, in its name and inside
  * it; a file whose GUID disagrees is refused before anything is written.
- * Output files are written atomically with mode 0600 into --out (default:
- * the current directory), never over an existing file, and their paths are
- * printed. Neither a key nor the password is ever printed.
+ * Output files are written whole, durably and with mode 0600 into --out
+ * (default: the current directory) by tpd_file_write_new, which never
+ * replaces an existing file (renameat2 RENAME_NOREPLACE, not a check then a
+ * rename); their paths are printed first, then (export, unwrap, import) the
+ * number and key id of each version, so that both sides can compare them.
+ * Neither a key nor the password is ever printed.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -27,7 +30,9 @@
 
 #define PATH_SIZE 4096
 
-/* DIR/<prefix><guid><suffix>, refused when it exists already. */
+/* DIR/<prefix><guid><suffix>, refused early when it exists already (before
+ * the expensive work); the write itself is what guarantees that nothing is
+ * replaced. */
 static lic_status output_path(const char *directory, const char *prefix, const char *guid, const char *suffix,
 			      char path[PATH_SIZE], lic_error *error)
 {
@@ -41,6 +46,13 @@ static lic_status output_path(const char *directory, const char *prefix, const c
 		return lic_error_set(error, LIC_IO,
 				     "%.300s exists already: nothing written (remove it or use --out)", path);
 	return LIC_OK;
+}
+
+/* One stdout line per version: "version N key-id HEX" (after the paths). */
+static void print_key_ids(const struct tpd_contents *contents)
+{
+	for (size_t i = 0; i < contents->key_count; i++)
+		printf("version %u key-id %s\n", contents->keys[i].number, contents->keys[i].key_id_hex);
 }
 
 static lic_status output_directory(const struct cli_args *args, const char **out, lic_error *error)
@@ -88,8 +100,11 @@ static int tpd_createkey(const struct cli_args *args)
 				     &private_length, &error) != LIC_OK ||
 	    output_path(directory, "PublicKey-", guid, ".txt", public_path, &error) != LIC_OK ||
 	    output_path(directory, "PrivateKey-", guid, ".txt", private_path, &error) != LIC_OK ||
-	    file_write_atomic(private_path, private_text, private_length, 0600, 0, &error) != LIC_OK ||
-	    file_write_atomic(public_path, public_text, public_length, 0600, 0, &error) != LIC_OK) {
+	    tpd_file_write_new(private_path, private_text, private_length, &error) != LIC_OK) {
+		exit_status = cli_fail(&error);
+	} else if (tpd_file_write_new(public_path, public_text, public_length, &error) != LIC_OK) {
+		/* A private key without its public key is of no use: remove it. */
+		unlink(private_path);
 		exit_status = cli_fail(&error);
 	} else {
 		printf("%s\n%s\n", public_path, private_path);
@@ -142,15 +157,21 @@ static int tpd_unwrap_command(const struct cli_args *args)
 		goto out;
 	}
 	tpd_password_line(guid, password, line);
-	if (file_write_atomic(exported_path, exported, exported_length, 0600, 0, &error) != LIC_OK ||
-	    file_write_atomic(password_path, line, TPD_PASSWORD_LINE_LENGTH, 0600, 0, &error) != LIC_OK) {
-		unlink(exported_path);
+	if (tpd_file_write_new(exported_path, exported, exported_length, &error) != LIC_OK) {
+		exit_status = cli_fail(&error);
+		goto out;
+	}
+	if (tpd_file_write_new(password_path, line, TPD_PASSWORD_LINE_LENGTH, &error) != LIC_OK) {
+		unlink(exported_path); /* ours: written just now */
 		exit_status = cli_fail(&error);
 		goto out;
 	}
 	printf("%s\n%s\n", exported_path, password_path);
-	cli_progress("tenant %s: %zu versions; hand the two files over by separate channels\n",
-		     contents->tenant, contents->key_count);
+	print_key_ids(contents);
+	cli_progress("tenant %s: %zu versions; hand the two files over by separate channels.\n"
+		     "Anyone with PublicKey-%s.txt can make a TPD: compare these key ids with "
+		     "`licensor keys list %s` on the exporting side before any activate.\n",
+		     contents->tenant, contents->key_count, guid, contents->tenant);
 out:
 	if (password != NULL)
 		secure_free(password, TPD_PASSWORD_LENGTH + 1);
@@ -212,7 +233,7 @@ int command_export(int argc, char **argv)
 	struct cli_args args;
 	lic_error error = {0};
 	struct store *store = NULL;
-	char *text = NULL, *versions = NULL;
+	char *text = NULL, *versions = NULL, *key_ids = NULL;
 	size_t length = 0;
 	EVP_PKEY *recipient = NULL;
 	char guid[TPD_GUID_LENGTH], path[PATH_SIZE];
@@ -247,14 +268,17 @@ int command_export(int argc, char **argv)
 	}
 	struct admin_context context;
 	cli_admin_context(store, &context);
-	if (tpd_export_to_file(&context, args.positionals[0], recipient, guid, path, &versions, &error) !=
-	    LIC_OK) {
+	if (tpd_export_to_file(&context, args.positionals[0], recipient, guid, path, &versions, &key_ids,
+			       &error) != LIC_OK) {
 		exit_status = cli_fail(&error);
 		goto out;
 	}
-	printf("%s\n", path);
-	cli_progress("tenant %s: versions %s exported\n", args.positionals[0], versions);
+	printf("%s\n%s", path, key_ids);
+	cli_progress("tenant %s: versions %s exported; the receiving side should find these key ids in "
+		     "what it imports\n",
+		     args.positionals[0], versions);
 out:
+	free(key_ids);
 	free(versions);
 	free(text);
 	EVP_PKEY_free(recipient);
@@ -263,6 +287,16 @@ out:
 }
 
 /* ---- import ---- */
+
+/* The number here of the version that was active on the exporting side, or
+ * the last one imported when none was (State is authenticated). */
+static uint32_t active_import_number(const struct tpd_contents *contents, uint32_t first, uint32_t last)
+{
+	for (size_t i = 0; i < contents->key_count; i++)
+		if (contents->keys[i].state == LIC_KEY_STATE_ACTIVE)
+			return first + (uint32_t)i;
+	return last;
+}
 
 static const struct cli_option_spec import_options[] = {
     {"tpd", true, false},
@@ -333,12 +367,17 @@ int command_import(int argc, char **argv)
 		goto out;
 	}
 	uint32_t last = first + (uint32_t)contents->key_count - 1;
-	printf("tenant %s%s: imported %zu versions as retained: ", name, created ? " (created)" : "",
+	printf("tenant %s%s: imported %zu versions as retained\n", name, created ? " (created)" : "",
 	       contents->key_count);
 	for (size_t i = 0; i < contents->key_count; i++)
-		printf("%s%zu (was %u, key id %s)", i ? ", " : "", first + i, contents->keys[i].number,
+		printf("version %zu (exported %u) key-id %s\n", first + i, contents->keys[i].number,
 		       contents->keys[i].key_id_hex);
-	printf("\n  `licensor activate %s --version %u` makes one active\n", name, last);
+	/* A TPD proves only that its maker had PublicKey-<GUID>.txt, not who it
+	 * was: the operator checks the key ids before anything is activated. */
+	printf("Before activating: compare these key ids with `licensor keys list %s` on the exporting "
+	       "side\n(anyone with PublicKey-%s.txt can make a TPD). If they match, `licensor activate "
+	       "%s --version N`\n(the exporting side's active one is version %u here).\n",
+	       name, guid, name, active_import_number(contents, first, last));
 out:
 	if (password != NULL)
 		secure_free(password, KEK_PASSPHRASE_MAX + 1);

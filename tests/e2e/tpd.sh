@@ -75,7 +75,9 @@ check "the public key is RSA-3072, read by openssl" \
 # ---- A: export ----
 mkdir DIRA
 check "A: export contoso" lic export contoso --to "DIRB/PublicKey-$G.txt" --out DIRA --store "$A"
-check_eq "export prints the TPD path" "DIRA/TPD-$G.xml" "$(cat "$E2E_OUT")"
+check_eq "export prints the TPD path first" "DIRA/TPD-$G.xml" "$(head -1 "$E2E_OUT")"
+A_VERSIONS="version 1 key-id ${A_KEYS%% *} version 2 key-id ${A_KEYS##* }"
+check_eq "then the number and key id of each exported version" "$A_VERSIONS" "$(tail -n +2 "$E2E_OUT" | tr '\n' ' ' | sed 's/ $//')"
 check_mode "the TPD is 0600" 600 "DIRA/TPD-$G.xml"
 check_match "the TPD names the exchange" "Guid=\"$G\"" "$(cat "DIRA/TPD-$G.xml")"
 check_eq "the TPD holds both versions" 2 "$(grep -c '<Key ' "DIRA/TPD-$G.xml")"
@@ -96,7 +98,8 @@ expect_fail USAGE "unwrap refuses a TPD under another exchange's name" \
 	lic tpd unwrap --key "DIRB/PrivateKey-$G.txt" --target TPD-tampered.xml --out out-tampered
 
 check "B: tpd unwrap" lic tpd unwrap --key "DIRB/PrivateKey-$G.txt" --target "DIRA/TPD-$G.xml" --out DIRB
-check_eq "unwrap prints the two paths" "DIRB/ExportedTPD-$G.xml DIRB/Password-$G.txt" "$(tr '\n' ' ' <"$E2E_OUT" | sed 's/ $//')"
+check_eq "unwrap prints the two paths first" "DIRB/ExportedTPD-$G.xml DIRB/Password-$G.txt" "$(head -2 "$E2E_OUT" | tr '\n' ' ' | sed 's/ $//')"
+check_eq "then the number and key id of each version, as export printed them" "$A_VERSIONS" "$(tail -n +3 "$E2E_OUT" | tr '\n' ' ' | sed 's/ $//')"
 check_mode "the ExportedTPD is 0600" 600 "DIRB/ExportedTPD-$G.xml"
 check_mode "the password file is 0600" 600 "DIRB/Password-$G.txt"
 check_eq "the password file is one line" 1 "$(wc -l <"DIRB/Password-$G.txt")"
@@ -136,6 +139,12 @@ check_eq "B has no tenant yet" "" "$(ls -A "$B/tenants")"
 
 # ---- B: import ----
 check "B: import contoso" lic import contoso --tpd "DIRB/ExportedTPD-$G.xml" --password-file "DIRB/Password-$G.txt"
+check_eq "import prints each version's new number, exported number and key id" \
+	"version 1 (exported 1) key-id ${A_KEYS%% *} version 2 (exported 2) key-id ${A_KEYS##* }" \
+	"$(grep '^version ' "$E2E_OUT" | tr '\n' ' ' | sed 's/ $//')"
+check_match "and says to compare the key ids with the exporting side before activating" \
+	"compare these key ids with \`licensor keys list contoso\` on the exporting side" "$(cat "$E2E_OUT")"
+check_match "naming the version that was active there" "active one is version 2 here" "$(cat "$E2E_OUT")"
 lic keys list contoso --json >keys.json
 check_eq "B has both versions" 2 "$(json keys.json 'len(d)')"
 check_eq "both are retained" "retained retained" "$(json keys.json '" ".join(v["state"] for v in d)')"

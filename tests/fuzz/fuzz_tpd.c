@@ -6,10 +6,23 @@
  * each holding a public and a private key.
  *
  * The seeds in corpus/fuzz_tpd were made for the throw-away recipient key and
- * password below (a test fixture, used nowhere else), so the OAEP unwrap, the
- * scrypt derivation (N = 2^10) and the AES-GCM checks run on the seeds and on
- * inputs close to them. An input asking for any other scrypt N is skipped on
- * the ExportedTPD path: the bound accepts up to 512 MiB, too slow per input.
+ * password of tpd_fixture.h (a test fixture, used nowhere else), so the OAEP
+ * unwrap, the scrypt derivation (N = 2^10) and the AES-GCM checks run on the
+ * seeds and on inputs close to them. An input asking for any other scrypt N is
+ * skipped on the ExportedTPD path: the bound accepts up to 512 MiB, too slow
+ * per input.
+ *
+ * tests/test_tpd.c (test_fuzz_seeds, part of `ctest -R tpd`) fails when the
+ * seeds no longer open with that key and password, e.g. after a change of
+ * the AAD or of the formats. To make them again with the current code (a
+ * tenant "contoso" with two managed RSA versions, v1 retained and marked
+ * compromised, v2 active; scrypt N = 1024, r = 8, p = 1):
+ *
+ *   cmake --build build --target test_tpd
+ *   LICENSOR_WRITE_TPD_SEEDS=tests/fuzz/corpus/fuzz_tpd build/tests/test_tpd
+ *
+ * which overwrites TPD-<GUID>.xml and ExportedTPD-<GUID>.xml there, then
+ * checks them like the plain run does. Commit both files.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -19,38 +32,7 @@
 #include "fuzz_common.h"
 #include "keyring/secure_memory.h"
 #include "keyring/tpd.h"
-
-static const char fuzz_recipient_key[] = "Guid: 10b94c15-7275-4c93-889f-a01de841477e\n"
-					 "-----BEGIN PRIVATE KEY-----\n"
-					 "MIIEvAIBADANBgkqhkiG9w0BAQEFAASCBKYwggSiAgEAAoIBAQCdtqr3MN3iLnFp\n"
-					 "Onlioqtc+JaAogIAidmbbjsA5mKU7ZYNHJuYRd0UUSnI5Oigaizfzza0p3LJzqso\n"
-					 "mOKabMoX27i/VvWXh6h8ABZMJevWNDCqTzfyt/Sq7Zx9djBxcBqErka7f6X36JKj\n"
-					 "gJIY1mRVX7X3lTQLomGtzaeZTMQ/HJFy+Ps/rBwGcwewphktrro51v+jlUeQNvYv\n"
-					 "0chtVchjnXGQXWe07oLDvM08Kj4JHGfCDjy0sgkriGYdmIrxN3FpRoTniFn2P8t0\n"
-					 "gD7hQcOmVfvi6ab5RnOinUqVMG0SJ6mihdc84wPOId1uChCaxjhdO+OHazt3+A5y\n"
-					 "4ETuvjotAgMBAAECggEAL+YKhoiQ2uDAEPVxaEN/R/03uFl7wi4bqNkRknRl/FUr\n"
-					 "/U9y8gxF2KXNyvW6sP2OI2sLclJoymG6GdpU+BGSTyysL3B5pkvNH9vm6bmaprOz\n"
-					 "FAZ7N3wnEsKXhIMgs1MYurMzSD68aU55Oq8Rr/ls/4DSAx+NbvsiL2cGP8jQ0Vmh\n"
-					 "O16cBJoEZ4JSv50uddXkF9RLqXjssdDRxGhR4M9CT/WbVIKbOIobm1t/Yc92Lrjb\n"
-					 "UVnCZ6Rj/cdy3CKZXn5au4PZyeI1vxDyrO9ZdzQ/A1VDScdcj0sPEjWKadCLB/cs\n"
-					 "or1l/5LMgEhYgzmyDhrgBPJTqG+LfasvK2K5lk3JAQKBgQDcwSfLQIeCxOX9BNyL\n"
-					 "PtWU18eDSJaSeY5IY8sL0bsDgMnmC8A681W9ujBqVMQAc0xXiQ1I94CaK+fKFsFh\n"
-					 "CzPROSHPFwy7awcH9CyqLdZ2GvIGi0USCmDfe8dhUZDeE1MhWqnrsieIt2S7orpl\n"
-					 "Kkgsm20zEriZMxzZP2Jz29UzawKBgQC25NrDtgK7zwvhfRMLoWqCol06iDWSyiNI\n"
-					 "RsB7diL136M+1biMTeAf7No95Y/ppau3MOmmWEUKInbTixeBI3ID3kIR1KZtjMgs\n"
-					 "5FA0uC6D+xQHDWwdSO8Q5OyXXnDITQBOU6prK1bmrRt5uPe6+p2OOpMbHwyDOxkw\n"
-					 "y4tVsNxGxwKBgAQJC98tSMzdKI8dfaKV/XWBFEaUFxyKWE1+dYG7zb1cp1QrNtJd\n"
-					 "DF4xfx0Se5q+gNDA0ptY2uL2loAdNl+9wq66aqHMfBEY/cHpdr+NovP5vh7cgOC5\n"
-					 "i9fJ/XUL9qf4lnZvn9eNJCfdolvDt8CNq1AVb0OVvgYe5xIZlIUlqZoNAoGAbPUM\n"
-					 "CxosqLxhRJVhukUQkgCub8djuy5nNJDJ7QNlMntn4nAqgJOIWRyeq89OHBDRqtId\n"
-					 "8DaX8sCzb7VmbE20h+9qBvtbptn/Cxd9XNr5AzGaLdVmOlAP9E2dUVQ29m1BKGiZ\n"
-					 "lzz7iXNJcguqsh7JrEjjCH5H0wprKHGqcYNqx1MCgYARQsTvggZ2No/CvC3teXfQ\n"
-					 "Kvi5L9/AhmTl8Vy75DRjGvqIRkyz7O+RtDTpThAs7X0OjV0cn8WMx9CHL4X2xqPC\n"
-					 "qA1kBmEzCjICpKpT1WV4l9YwcnE50feMzvy6fk87sD8wUVe6012Xu6Gta7ZSr/EX\n"
-					 "KuklUgsDTB7381dBSqvKlw==\n"
-					 "-----END PRIVATE KEY-----\n";
-
-static const char fuzz_password[] = "uHE9hNGv06GgzbMm6ely963BSBCHod8V";
+#include "tpd_fixture.h"
 
 static EVP_PKEY *recipient;
 
