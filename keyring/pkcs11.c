@@ -28,14 +28,18 @@
  */
 #include "keyring/pkcs11.h"
 
+#include <ctype.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -136,6 +140,29 @@ static lic_status token_failure(lic_error *error, const char *what, CK_RV rv)
 
 /* ---- URIs ---------------------------------------------------------------- */
 
+/* p11_kit_uri_free after wiping the pin-value p11-kit decoded (it frees the
+ * string without wiping it). */
+static void uri_free(P11KitUri *parsed)
+{
+	if (parsed == NULL)
+		return;
+	const char *pin = p11_kit_uri_get_pin_value(parsed);
+	if (pin != NULL)
+		OPENSSL_cleanse((char *)pin, strlen(pin));
+	p11_kit_uri_free(parsed);
+}
+
+/* Whether the URI holds a byte p11-kit would skip (whitespace) or that has
+ * no place in a URI (control characters): such a URI could spell pin-value
+ * in a way the redaction does not see, so it is refused. */
+static bool uri_has_blank(const char *uri)
+{
+	for (const unsigned char *c = (const unsigned char *)uri; *c != '\0'; c++)
+		if (*c <= 0x20 || *c == 0x7f)
+			return true;
+	return false;
+}
+
 static lic_status uri_parse(const char *uri, P11KitUri **out, lic_error *error)
 {
 	lic_status status = LIC_OK;
@@ -147,6 +174,13 @@ static lic_status uri_parse(const char *uri, P11KitUri **out, lic_error *error)
 	}
 	if (strlen(uri) >= PKCS11_URI_MAX)
 		LIC_FAIL(error, LIC_USAGE, "the pkcs11: URI is longer than %d bytes", PKCS11_URI_MAX - 1);
+	if (uri_has_blank(uri)) {
+		pkcs11_uri_redacted(uri, shown, sizeof shown);
+		LIC_FAIL(error, LIC_USAGE,
+			 "the pkcs11: URI holds whitespace or a control character (write it %%20 inside a "
+			 "value): %s",
+			 shown);
+	}
 	parsed = p11_kit_uri_new();
 	if (parsed == NULL)
 		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
@@ -163,8 +197,7 @@ static lic_status uri_parse(const char *uri, P11KitUri **out, lic_error *error)
 	*out = parsed;
 	parsed = NULL;
 out:
-	if (parsed != NULL)
-		p11_kit_uri_free(parsed);
+	uri_free(parsed);
 	return status;
 }
 
@@ -180,8 +213,7 @@ lic_status pkcs11_uri_check(const char *uri, lic_error *error)
 		LIC_FAIL(error, LIC_USAGE, "%s names no object: add object=LABEL or id=%%XX…", shown);
 	}
 out:
-	if (parsed != NULL)
-		p11_kit_uri_free(parsed);
+	uri_free(parsed);
 	return status;
 }
 
@@ -198,6 +230,41 @@ static void append_bounded(char *out, size_t size, size_t *used, const char *tex
 	out[*used] = '\0';
 }
 
+/* Whether the attribute segment [segment, segment + length) is pin-value=…,
+ * its name read as p11-kit might: case aside, percent-decoded, blanks
+ * skipped. */
+static bool segment_is_pin(const char *segment, size_t length)
+{
+	static const char name[] = "pin-value";
+	size_t matched = 0;
+	for (size_t i = 0; i < length; i++) {
+		unsigned char c = (unsigned char)segment[i];
+		if (c == '=')
+			return matched == sizeof name - 1;
+		if (c <= 0x20 || c == 0x7f)
+			continue;
+		if (c == '%' && i + 2 < length && isxdigit((unsigned char)segment[i + 1]) &&
+		    isxdigit((unsigned char)segment[i + 2])) {
+			char hex[3] = {segment[i + 1], segment[i + 2], '\0'};
+			c = (unsigned char)strtoul(hex, NULL, 16);
+			i += 2;
+		}
+		if (matched >= sizeof name - 1 || tolower(c) != name[matched])
+			return false;
+		matched++;
+	}
+	return false;
+}
+
+/* The end of the attribute segment starting at `cursor`: the path's
+ * segments end at ';' or '?', the query's at '&'. */
+static const char *segment_end(const char *cursor, bool in_query)
+{
+	while (*cursor != '\0' && (in_query ? *cursor != '&' : (*cursor != ';' && *cursor != '?')))
+		cursor++;
+	return cursor;
+}
+
 void pkcs11_uri_redacted(const char *uri, char *out, size_t size)
 {
 	if (out == NULL || size == 0)
@@ -205,41 +272,49 @@ void pkcs11_uri_redacted(const char *uri, char *out, size_t size)
 	out[0] = '\0';
 	if (uri == NULL)
 		return;
-	static const char pin_attribute[] = "pin-value=";
 	size_t used = 0;
 	const char *cursor = uri;
-	bool at_segment_start = true;
+	const char *colon = strchr(uri, ':');
+	const char *query = strchr(uri, '?');
+	if (colon != NULL && (query == NULL || colon < query)) {
+		append_bounded(out, size, &used, uri, (size_t)(colon + 1 - uri));
+		cursor = colon + 1;
+	}
+	bool in_query = false;
 	while (*cursor != '\0') {
-		if (at_segment_start && strncasecmp(cursor, pin_attribute, sizeof pin_attribute - 1) == 0) {
+		const char *end = segment_end(cursor, in_query);
+		if (segment_is_pin(cursor, (size_t)(end - cursor)))
 			append_bounded(out, size, &used, "pin-value=***", 13);
-			cursor += sizeof pin_attribute - 1;
-			while (*cursor != '\0' && *cursor != ';' && *cursor != '?' && *cursor != '&')
-				cursor++;
-			at_segment_start = false;
-			continue;
-		}
-		char c = *cursor++;
-		append_bounded(out, size, &used, &c, 1);
-		at_segment_start = c == ':' || c == ';' || c == '?' || c == '&';
+		else
+			append_bounded(out, size, &used, cursor, (size_t)(end - cursor));
+		if (*end == '\0')
+			break;
+		append_bounded(out, size, &used, end, 1);
+		if (*end == '?')
+			in_query = true;
+		cursor = end + 1;
 	}
 }
 
 lic_status pkcs11_uri_check_storable(const char *uri, lic_error *error)
 {
-	lic_status status = pkcs11_uri_check(uri, error);
-	if (status != LIC_OK)
-		return status;
+	lic_status status = LIC_OK;
+	P11KitUri *parsed = NULL;
+	LIC_TRY(pkcs11_uri_check(uri, error));
+	LIC_TRY(uri_parse(uri, &parsed, error));
 	char *without = malloc(strlen(uri) + 1);
 	if (without == NULL)
-		return lic_error_set(error, LIC_INTERNAL, "out of memory");
+		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
 	pkcs11_uri_without_pin(uri, without, strlen(uri) + 1);
-	bool has_pin = strcmp(without, uri) != 0;
+	bool has_pin = p11_kit_uri_get_pin_value(parsed) != NULL || strcmp(without, uri) != 0;
 	free(without);
 	if (has_pin)
-		return lic_error_set(error, LIC_USAGE,
-				     "the URI holds pin-value, and the store would record it: give "
-				     "pin-source=FILE (a 0600 file holding the PIN) instead");
-	return LIC_OK;
+		LIC_FAIL(error, LIC_USAGE,
+			 "the URI holds pin-value, and the store would record it: give "
+			 "pin-source=FILE (a 0600 file holding the PIN) instead");
+out:
+	uri_free(parsed);
+	return status;
 }
 
 void pkcs11_uri_without_pin(const char *uri, char *out, size_t size)
@@ -250,41 +325,33 @@ void pkcs11_uri_without_pin(const char *uri, char *out, size_t size)
 	if (uri == NULL)
 		return;
 	size_t used = 0;
-	const char *query = strchr(uri, '?');
-	const char *path_end = query != NULL ? query : uri + strlen(uri);
-	/* the path: "pkcs11:" then segments split by ';' */
 	const char *cursor = uri;
 	const char *colon = strchr(uri, ':');
-	if (colon != NULL && colon < path_end) {
+	const char *query = strchr(uri, '?');
+	if (colon != NULL && (query == NULL || colon < query)) {
 		append_bounded(out, size, &used, uri, (size_t)(colon + 1 - uri));
 		cursor = colon + 1;
 	}
-	bool first = true;
-	for (int part = 0; part < 2; part++) {
-		const char *end = part == 0 ? path_end : uri + strlen(uri);
-		char separator = part == 0 ? ';' : '&';
-		if (part == 1) {
-			if (query == NULL)
-				break;
-			cursor = query + 1;
+	bool in_query = false;
+	bool first = true; /* of the path, then of the query */
+	while (true) {
+		const char *end = segment_end(cursor, in_query);
+		size_t length = (size_t)(end - cursor);
+		if (length > 0 && !segment_is_pin(cursor, length)) {
+			if (first && in_query)
+				append_bounded(out, size, &used, "?", 1);
+			else if (!first)
+				append_bounded(out, size, &used, in_query ? "&" : ";", 1);
+			append_bounded(out, size, &used, cursor, length);
+			first = false;
+		}
+		if (*end == '\0')
+			break;
+		if (*end == '?') {
+			in_query = true;
 			first = true;
 		}
-		while (cursor < end) {
-			const char *next = memchr(cursor, separator, (size_t)(end - cursor));
-			if (next == NULL)
-				next = end;
-			size_t length = (size_t)(next - cursor);
-			bool is_pin = length >= 10 && strncasecmp(cursor, "pin-value=", 10) == 0;
-			if (!is_pin && length > 0) {
-				if (first && part == 1)
-					append_bounded(out, size, &used, "?", 1);
-				else if (!first)
-					append_bounded(out, size, &used, &separator, 1);
-				append_bounded(out, size, &used, cursor, length);
-				first = false;
-			}
-			cursor = next < end ? next + 1 : end;
-		}
+		cursor = end + 1;
 	}
 }
 
@@ -343,8 +410,7 @@ lic_status pkcs11_uri_with_module(const char *uri, const char *module_path, char
 	result = NULL;
 out:
 	free(result);
-	if (parsed != NULL)
-		p11_kit_uri_free(parsed);
+	uri_free(parsed);
 	return status;
 }
 
@@ -789,8 +855,7 @@ lic_status pkcs11_key_open(const char *uri, const char *module_path, enum pkcs11
 	key = NULL;
 out:
 	pkcs11_key_free(key);
-	if (parsed != NULL)
-		p11_kit_uri_free(parsed);
+	uri_free(parsed);
 	return status;
 }
 
@@ -1307,8 +1372,7 @@ lic_status pkcs11_generate_rsa(const char *uri, const char *module_path, int bit
 			 ckr_name(rv));
 out:
 	token_session_close(&token);
-	if (parsed != NULL)
-		p11_kit_uri_free(parsed);
+	uri_free(parsed);
 	return status;
 }
 
@@ -1348,7 +1412,6 @@ lic_status pkcs11_generate_aes(const char *uri, const char *module_path, lic_err
 		LIC_FAIL(error, LIC_INTERNAL, "the token refused to generate an AES key: %s", ckr_name(rv));
 out:
 	token_session_close(&token);
-	if (parsed != NULL)
-		p11_kit_uri_free(parsed);
+	uri_free(parsed);
 	return status;
 }

@@ -155,6 +155,50 @@ static void test_uri_check(void **state)
 	assert_int_equal(pkcs11_uri_check("pkcs11:token=t?pin-value=s3cr3t", &error), LIC_USAGE);
 	assert_null(strstr(error.message, "s3cr3t"));
 	assert_non_null(strstr(error.message, "pin-value=***"));
+	/* p11-kit skips whitespace, so a blank could hide pin-value from the
+	 * redaction: every blank or control character is refused, PIN unseen */
+	static const char *const blank[] = {
+	    "pkcs11:object=k; pin-value=s3cr3t",    "pkcs11:object=k?pin-val ue=s3cr3t",
+	    "pkcs11:object=k;\tpin-value=s3cr3t",   "pkcs11:object=k\n;pin-value=s3cr3t",
+	    "pkcs11:object=k?pin-value=s3cr3t\x7f", "pkcs11:object=my key",
+	};
+	for (size_t i = 0; i < sizeof blank / sizeof blank[0]; i++) {
+		assert_int_equal(pkcs11_uri_check(blank[i], &error), LIC_USAGE);
+		assert_non_null(strstr(error.message, "whitespace or a control character"));
+		assert_null(strstr(error.message, "s3cr3t"));
+		assert_int_equal(pkcs11_uri_check_storable(blank[i], &error), LIC_USAGE);
+		assert_null(strstr(error.message, "s3cr3t"));
+	}
+	assert_int_equal(pkcs11_uri_check("pkcs11:object=my%20key", &error), LIC_OK);
+}
+
+static void test_uri_check_storable(void **state)
+{
+	(void)state;
+	lic_error error = {0};
+	assert_int_equal(pkcs11_uri_check_storable("pkcs11:token=t;object=k?pin-source=/run/pin", &error),
+			 LIC_OK);
+	/* pin-value in the query, in the path, in any case, percent-encoded */
+	static const char *const holding[] = {
+	    "pkcs11:token=t;object=k?pin-value=s3cr3t",
+	    "pkcs11:token=t;object=k;pin-value=s3cr3t",
+	    "pkcs11:pin-value=s3cr3t;object=k",
+	    "pkcs11:object=k?module-path=/m.so&PIN-VALUE=s3cr3t",
+	    "pkcs11:object=k?pin-val%75e=s3cr3t",
+	    "pkcs11:object=k;pin-value=s3cr3t?pin-source=/run/pin",
+	};
+	for (size_t i = 0; i < sizeof holding / sizeof holding[0]; i++) {
+		lic_status status = pkcs11_uri_check_storable(holding[i], &error);
+		if (status == LIC_OK)
+			print_message("storable: %s\n", holding[i]);
+		assert_int_equal(status, LIC_USAGE);
+		assert_null(strstr(error.message, "s3cr3t"));
+		char out[PKCS11_URI_MAX];
+		pkcs11_uri_redacted(holding[i], out, sizeof out);
+		assert_null(strstr(out, "s3cr3t"));
+		pkcs11_uri_without_pin(holding[i], out, sizeof out);
+		assert_null(strstr(out, "s3cr3t"));
+	}
 }
 
 static void test_uri_redacted(void **state)
@@ -174,6 +218,13 @@ static void test_uri_redacted(void **state)
 	assert_string_equal(out, "pkcs11:object=my-pin-value=x");
 	pkcs11_uri_redacted("pkcs11:object=k?pin-source=/run/pin", out, sizeof out);
 	assert_string_equal(out, "pkcs11:object=k?pin-source=/run/pin");
+	/* the path's segments end at ';' or '?' only: a '&' in a path value is part of it */
+	pkcs11_uri_redacted("pkcs11:pin-value=s3c&r3t;object=k", out, sizeof out);
+	assert_string_equal(out, "pkcs11:pin-value=***;object=k");
+	pkcs11_uri_redacted("pkcs11:object=k?pin-val%75e=s3cr3t&pin-source=/p", out, sizeof out);
+	assert_string_equal(out, "pkcs11:object=k?pin-value=***&pin-source=/p");
+	pkcs11_uri_redacted("pkcs11:object=k; pin-value=s3cr3t", out, sizeof out);
+	assert_string_equal(out, "pkcs11:object=k;pin-value=***");
 	char small[12];
 	pkcs11_uri_redacted("pkcs11:object=k?pin-value=s3cr3t", small, sizeof small);
 	assert_string_equal(small, "pkcs11:obje");
@@ -192,6 +243,10 @@ static void test_uri_without_pin(void **state)
 	assert_string_equal(out, "pkcs11:object=k?module-path=/m.so&pin-source=/p");
 	pkcs11_uri_without_pin("pkcs11:pin-value=s3cr3t;object=k;id=%01", out, sizeof out);
 	assert_string_equal(out, "pkcs11:object=k;id=%01");
+	pkcs11_uri_without_pin("pkcs11:object=k;pin-value=s3c&r3t?pin-source=/p", out, sizeof out);
+	assert_string_equal(out, "pkcs11:object=k?pin-source=/p");
+	pkcs11_uri_without_pin("pkcs11:object=k?pin-val%75e=s3cr3t", out, sizeof out);
+	assert_string_equal(out, "pkcs11:object=k");
 	pkcs11_uri_without_pin("pkcs11:object=k", out, sizeof out);
 	assert_string_equal(out, "pkcs11:object=k");
 }
@@ -616,6 +671,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_uri_check),
+	    cmocka_unit_test(test_uri_check_storable),
 	    cmocka_unit_test(test_uri_redacted),
 	    cmocka_unit_test(test_uri_without_pin),
 	    cmocka_unit_test(test_uri_with_module),
