@@ -112,11 +112,28 @@ struct worker_key {
 	struct version_key *key; /* managed: decrypted here; BYOK: this worker's handle on the token */
 };
 
+/* A version whose key could not be opened (a token that does not answer, a
+ * refused PIN): requests for it fail at once with the remembered sentence
+ * until retry_at, and the wait doubles (1 s … 60 s) while it keeps failing,
+ * so a dead HSM costs one attempt a minute, not one per request. A refused
+ * PIN is never retried by itself (each try counts towards locking the
+ * token): only a new keyring snapshot (a store change, SIGHUP) clears it. */
+struct worker_key_failure {
+	char tenant[TENANT_NAME_MAX + 1];
+	uint8_t key_id[KEY_ID_LENGTH];
+	int64_t retry_at;   /* monotonic seconds */
+	int64_t backoff_s;
+	bool pin_refused;
+	lic_error error;
+};
+
 struct worker {
 	struct lic_engine *engine;
 	pthread_t thread;
 	struct worker_key keys[WORKER_KEY_CACHE_MAX];
 	size_t key_count;
+	struct worker_key_failure failures[WORKER_KEY_CACHE_MAX];
+	size_t failure_count;
 	uint64_t generation_seen;
 	struct key_usage_tally key_usage; /* this batch's uses, added to the engine's table at its end */
 };
@@ -180,6 +197,47 @@ static void worker_drop_keys(struct worker *worker, const struct keyring_snapsho
 			version_key_free(entry->key); /* wipes a managed key's private components */
 	}
 	worker->key_count = kept;
+	worker->failure_count = 0; /* a new snapshot: every version may be tried again */
+}
+
+static int64_t monotonic_seconds(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int64_t)now.tv_sec;
+}
+
+static struct worker_key_failure *worker_find_failure(struct worker *worker, const char *tenant,
+						      const uint8_t key_id[KEY_ID_LENGTH])
+{
+	for (size_t i = 0; i < worker->failure_count; i++)
+		if (memcmp(worker->failures[i].key_id, key_id, KEY_ID_LENGTH) == 0 &&
+		    strcmp(worker->failures[i].tenant, tenant) == 0)
+			return &worker->failures[i];
+	return NULL;
+}
+
+static void worker_note_failure(struct worker *worker, const char *tenant, const uint8_t key_id[KEY_ID_LENGTH],
+				const lic_error *error)
+{
+	struct worker_key_failure *failure = worker_find_failure(worker, tenant, key_id);
+	if (failure == NULL) {
+		if (worker->failure_count == WORKER_KEY_CACHE_MAX)
+			memmove(&worker->failures[0], &worker->failures[1],
+				(WORKER_KEY_CACHE_MAX - 1) * sizeof worker->failures[0]);
+		else
+			worker->failure_count++;
+		failure = &worker->failures[worker->failure_count - 1];
+		memset(failure, 0, sizeof *failure);
+		snprintf(failure->tenant, sizeof failure->tenant, "%s", tenant);
+		memcpy(failure->key_id, key_id, KEY_ID_LENGTH);
+		failure->backoff_s = 1;
+	} else if (failure->backoff_s < 60) {
+		failure->backoff_s = failure->backoff_s * 2 > 60 ? 60 : failure->backoff_s * 2;
+	}
+	failure->retry_at = monotonic_seconds() + failure->backoff_s;
+	failure->pin_refused = version_key_error_is_pin(error);
+	failure->error = *error;
 }
 
 static lic_status worker_key(struct worker *worker, const struct tenant *tenant,
@@ -189,15 +247,36 @@ static lic_status worker_key(struct worker *worker, const struct tenant *tenant,
 		struct worker_key *entry = &worker->keys[i];
 		if (memcmp(entry->key_id, version->key_id, KEY_ID_LENGTH) == 0 &&
 		    strcmp(entry->tenant, tenant->name) == 0) {
-			*out = entry->key;
-			return LIC_OK;
+			if (!version_key_broken(entry->key)) {
+				*out = entry->key;
+				return LIC_OK;
+			}
+			/* The token lost this session or login: open it anew. */
+			version_key_free(entry->key);
+			memmove(entry, entry + 1, (worker->key_count - i - 1) * sizeof *entry);
+			worker->key_count--;
+			break;
 		}
+	}
+	const struct worker_key_failure *failure = worker_find_failure(worker, tenant->name, version->key_id);
+	if (failure != NULL && (failure->pin_refused || monotonic_seconds() < failure->retry_at)) {
+		*error = failure->error;
+		return error->status;
 	}
 	struct version_key *key = NULL;
 	struct store *store = keyring_store(worker->engine->keyring);
 	lic_status status = version_key_open(store->kek, tenant->name, version, &key, error);
-	if (status != LIC_OK)
+	if (status != LIC_OK) {
+		if (status == LIC_INTERNAL)
+			worker_note_failure(worker, tenant->name, version->key_id, error);
 		return status;
+	}
+	if (failure != NULL) {
+		size_t index = (size_t)(failure - worker->failures);
+		memmove(&worker->failures[index], &worker->failures[index + 1],
+			(worker->failure_count - index - 1) * sizeof worker->failures[0]);
+		worker->failure_count--;
+	}
 	if (worker->key_count == WORKER_KEY_CACHE_MAX) {
 		/* Evict the oldest: rare, and only costs a decryption later. */
 		version_key_free(worker->keys[0].key);

@@ -80,7 +80,8 @@ lic_status byok_version_from_token(const char *uri, const char *module_path, uin
 		LIC_TRY(pkcs11_uri_with_module(uri, module_path, &recorded_uri, error));
 	else if ((recorded_uri = strdup(uri)) == NULL)
 		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
-	LIC_TRY(pkcs11_key_open(recorded_uri, NULL, PKCS11_KEY_RSA, &token, error));
+	/* An explicit module wins over LICENSOR_PKCS11_MODULE, as it will be recorded. */
+	LIC_TRY(pkcs11_key_open(recorded_uri, module_path, PKCS11_KEY_RSA, &token, error));
 	version->number = number;
 	version->origin = KEY_ORIGIN_BYOK;
 	LIC_TRY(pkcs11_key_public_der(token, &version->public_key_der, &version->public_key_length, error));

@@ -28,14 +28,18 @@
  */
 #include "keyring/pkcs11.h"
 
+#include <ctype.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -57,9 +61,7 @@
 #define SHA256_LENGTH 32
 #define AES_GCM_IV_LENGTH 12
 #define AES_GCM_TAG_LENGTH 16
-#define AES_BLOCK_LENGTH 16
-#define SEALED_TAG_GCM 1
-#define SEALED_TAG_CBC_PAD 2
+#define SEALED_TAG_GCM 1 /* the only mode; 2 was AES-CBC-PAD, no longer written or read */
 #define FIND_MAX 4
 
 /* ---- CKR names ----------------------------------------------------------- */
@@ -136,6 +138,29 @@ static lic_status token_failure(lic_error *error, const char *what, CK_RV rv)
 
 /* ---- URIs ---------------------------------------------------------------- */
 
+/* p11_kit_uri_free after wiping the pin-value p11-kit decoded (it frees the
+ * string without wiping it). */
+static void uri_free(P11KitUri *parsed)
+{
+	if (parsed == NULL)
+		return;
+	const char *pin = p11_kit_uri_get_pin_value(parsed);
+	if (pin != NULL)
+		OPENSSL_cleanse((char *)pin, strlen(pin));
+	p11_kit_uri_free(parsed);
+}
+
+/* Whether the URI holds a byte p11-kit would skip (whitespace) or that has
+ * no place in a URI (control characters): such a URI could spell pin-value
+ * in a way the redaction does not see, so it is refused. */
+static bool uri_has_blank(const char *uri)
+{
+	for (const unsigned char *c = (const unsigned char *)uri; *c != '\0'; c++)
+		if (*c <= 0x20 || *c == 0x7f)
+			return true;
+	return false;
+}
+
 static lic_status uri_parse(const char *uri, P11KitUri **out, lic_error *error)
 {
 	lic_status status = LIC_OK;
@@ -147,6 +172,13 @@ static lic_status uri_parse(const char *uri, P11KitUri **out, lic_error *error)
 	}
 	if (strlen(uri) >= PKCS11_URI_MAX)
 		LIC_FAIL(error, LIC_USAGE, "the pkcs11: URI is longer than %d bytes", PKCS11_URI_MAX - 1);
+	if (uri_has_blank(uri)) {
+		pkcs11_uri_redacted(uri, shown, sizeof shown);
+		LIC_FAIL(error, LIC_USAGE,
+			 "the pkcs11: URI holds whitespace or a control character (write it %%20 inside a "
+			 "value): %s",
+			 shown);
+	}
 	parsed = p11_kit_uri_new();
 	if (parsed == NULL)
 		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
@@ -163,8 +195,7 @@ static lic_status uri_parse(const char *uri, P11KitUri **out, lic_error *error)
 	*out = parsed;
 	parsed = NULL;
 out:
-	if (parsed != NULL)
-		p11_kit_uri_free(parsed);
+	uri_free(parsed);
 	return status;
 }
 
@@ -180,8 +211,7 @@ lic_status pkcs11_uri_check(const char *uri, lic_error *error)
 		LIC_FAIL(error, LIC_USAGE, "%s names no object: add object=LABEL or id=%%XX…", shown);
 	}
 out:
-	if (parsed != NULL)
-		p11_kit_uri_free(parsed);
+	uri_free(parsed);
 	return status;
 }
 
@@ -198,6 +228,41 @@ static void append_bounded(char *out, size_t size, size_t *used, const char *tex
 	out[*used] = '\0';
 }
 
+/* Whether the attribute segment [segment, segment + length) is pin-value=…,
+ * its name read as p11-kit might: case aside, percent-decoded, blanks
+ * skipped. */
+static bool segment_is_pin(const char *segment, size_t length)
+{
+	static const char name[] = "pin-value";
+	size_t matched = 0;
+	for (size_t i = 0; i < length; i++) {
+		unsigned char c = (unsigned char)segment[i];
+		if (c == '=')
+			return matched == sizeof name - 1;
+		if (c <= 0x20 || c == 0x7f)
+			continue;
+		if (c == '%' && i + 2 < length && isxdigit((unsigned char)segment[i + 1]) &&
+		    isxdigit((unsigned char)segment[i + 2])) {
+			char hex[3] = {segment[i + 1], segment[i + 2], '\0'};
+			c = (unsigned char)strtoul(hex, NULL, 16);
+			i += 2;
+		}
+		if (matched >= sizeof name - 1 || tolower(c) != name[matched])
+			return false;
+		matched++;
+	}
+	return false;
+}
+
+/* The end of the attribute segment starting at `cursor`: the path's
+ * segments end at ';' or '?', the query's at '&'. */
+static const char *segment_end(const char *cursor, bool in_query)
+{
+	while (*cursor != '\0' && (in_query ? *cursor != '&' : (*cursor != ';' && *cursor != '?')))
+		cursor++;
+	return cursor;
+}
+
 void pkcs11_uri_redacted(const char *uri, char *out, size_t size)
 {
 	if (out == NULL || size == 0)
@@ -205,41 +270,49 @@ void pkcs11_uri_redacted(const char *uri, char *out, size_t size)
 	out[0] = '\0';
 	if (uri == NULL)
 		return;
-	static const char pin_attribute[] = "pin-value=";
 	size_t used = 0;
 	const char *cursor = uri;
-	bool at_segment_start = true;
+	const char *colon = strchr(uri, ':');
+	const char *query = strchr(uri, '?');
+	if (colon != NULL && (query == NULL || colon < query)) {
+		append_bounded(out, size, &used, uri, (size_t)(colon + 1 - uri));
+		cursor = colon + 1;
+	}
+	bool in_query = false;
 	while (*cursor != '\0') {
-		if (at_segment_start && strncasecmp(cursor, pin_attribute, sizeof pin_attribute - 1) == 0) {
+		const char *end = segment_end(cursor, in_query);
+		if (segment_is_pin(cursor, (size_t)(end - cursor)))
 			append_bounded(out, size, &used, "pin-value=***", 13);
-			cursor += sizeof pin_attribute - 1;
-			while (*cursor != '\0' && *cursor != ';' && *cursor != '?' && *cursor != '&')
-				cursor++;
-			at_segment_start = false;
-			continue;
-		}
-		char c = *cursor++;
-		append_bounded(out, size, &used, &c, 1);
-		at_segment_start = c == ':' || c == ';' || c == '?' || c == '&';
+		else
+			append_bounded(out, size, &used, cursor, (size_t)(end - cursor));
+		if (*end == '\0')
+			break;
+		append_bounded(out, size, &used, end, 1);
+		if (*end == '?')
+			in_query = true;
+		cursor = end + 1;
 	}
 }
 
 lic_status pkcs11_uri_check_storable(const char *uri, lic_error *error)
 {
-	lic_status status = pkcs11_uri_check(uri, error);
-	if (status != LIC_OK)
-		return status;
+	lic_status status = LIC_OK;
+	P11KitUri *parsed = NULL;
+	LIC_TRY(pkcs11_uri_check(uri, error));
+	LIC_TRY(uri_parse(uri, &parsed, error));
 	char *without = malloc(strlen(uri) + 1);
 	if (without == NULL)
-		return lic_error_set(error, LIC_INTERNAL, "out of memory");
+		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
 	pkcs11_uri_without_pin(uri, without, strlen(uri) + 1);
-	bool has_pin = strcmp(without, uri) != 0;
+	bool has_pin = p11_kit_uri_get_pin_value(parsed) != NULL || strcmp(without, uri) != 0;
 	free(without);
 	if (has_pin)
-		return lic_error_set(error, LIC_USAGE,
-				     "the URI holds pin-value, and the store would record it: give "
-				     "pin-source=FILE (a 0600 file holding the PIN) instead");
-	return LIC_OK;
+		LIC_FAIL(error, LIC_USAGE,
+			 "the URI holds pin-value, and the store would record it: give "
+			 "pin-source=FILE (a 0600 file holding the PIN) instead");
+out:
+	uri_free(parsed);
+	return status;
 }
 
 void pkcs11_uri_without_pin(const char *uri, char *out, size_t size)
@@ -250,41 +323,33 @@ void pkcs11_uri_without_pin(const char *uri, char *out, size_t size)
 	if (uri == NULL)
 		return;
 	size_t used = 0;
-	const char *query = strchr(uri, '?');
-	const char *path_end = query != NULL ? query : uri + strlen(uri);
-	/* the path: "pkcs11:" then segments split by ';' */
 	const char *cursor = uri;
 	const char *colon = strchr(uri, ':');
-	if (colon != NULL && colon < path_end) {
+	const char *query = strchr(uri, '?');
+	if (colon != NULL && (query == NULL || colon < query)) {
 		append_bounded(out, size, &used, uri, (size_t)(colon + 1 - uri));
 		cursor = colon + 1;
 	}
-	bool first = true;
-	for (int part = 0; part < 2; part++) {
-		const char *end = part == 0 ? path_end : uri + strlen(uri);
-		char separator = part == 0 ? ';' : '&';
-		if (part == 1) {
-			if (query == NULL)
-				break;
-			cursor = query + 1;
+	bool in_query = false;
+	bool first = true; /* of the path, then of the query */
+	while (true) {
+		const char *end = segment_end(cursor, in_query);
+		size_t length = (size_t)(end - cursor);
+		if (length > 0 && !segment_is_pin(cursor, length)) {
+			if (first && in_query)
+				append_bounded(out, size, &used, "?", 1);
+			else if (!first)
+				append_bounded(out, size, &used, in_query ? "&" : ";", 1);
+			append_bounded(out, size, &used, cursor, length);
+			first = false;
+		}
+		if (*end == '\0')
+			break;
+		if (*end == '?') {
+			in_query = true;
 			first = true;
 		}
-		while (cursor < end) {
-			const char *next = memchr(cursor, separator, (size_t)(end - cursor));
-			if (next == NULL)
-				next = end;
-			size_t length = (size_t)(next - cursor);
-			bool is_pin = length >= 10 && strncasecmp(cursor, "pin-value=", 10) == 0;
-			if (!is_pin && length > 0) {
-				if (first && part == 1)
-					append_bounded(out, size, &used, "?", 1);
-				else if (!first)
-					append_bounded(out, size, &used, &separator, 1);
-				append_bounded(out, size, &used, cursor, length);
-				first = false;
-			}
-			cursor = next < end ? next + 1 : end;
-		}
+		cursor = end + 1;
 	}
 }
 
@@ -343,8 +408,7 @@ lic_status pkcs11_uri_with_module(const char *uri, const char *module_path, char
 	result = NULL;
 out:
 	free(result);
-	if (parsed != NULL)
-		p11_kit_uri_free(parsed);
+	uri_free(parsed);
 	return status;
 }
 
@@ -390,6 +454,7 @@ static lic_status module_load(const char *path, struct pkcs11_module **out, lic_
 {
 	lic_status status = LIC_OK;
 	struct pkcs11_module *module = NULL;
+	struct pkcs11_module *fresh = NULL;
 	void *handle = NULL;
 	pthread_mutex_lock(&modules_lock);
 	for (module = modules; module != NULL; module = module->next)
@@ -399,6 +464,11 @@ static lic_status module_load(const char *path, struct pkcs11_module **out, lic_
 		*out = module;
 		goto out;
 	}
+	/* allocated first: once C_Initialize succeeded the module is never
+	 * dlclose()d, so nothing may fail after it */
+	fresh = calloc(1, sizeof *fresh);
+	if (fresh == NULL || (fresh->path = strdup(path)) == NULL)
+		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
 	handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (handle == NULL) {
 		const char *reason = dlerror();
@@ -420,12 +490,8 @@ static lic_status module_load(const char *path, struct pkcs11_module **out, lic_
 	if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED)
 		LIC_FAIL(error, LIC_INTERNAL, "the PKCS#11 module %s did not initialize: %s", path,
 			 ckr_name(rv));
-	module = calloc(1, sizeof *module);
-	if (module == NULL || (module->path = strdup(path)) == NULL) {
-		free(module);
-		module = NULL;
-		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
-	}
+	module = fresh;
+	fresh = NULL;
 	module->handle = handle;
 	module->functions = functions;
 	module->next = modules;
@@ -435,6 +501,9 @@ static lic_status module_load(const char *path, struct pkcs11_module **out, lic_
 out:
 	if (handle != NULL)
 		dlclose(handle);
+	if (fresh != NULL)
+		free(fresh->path);
+	free(fresh);
 	pthread_mutex_unlock(&modules_lock);
 	return status;
 }
@@ -478,11 +547,13 @@ out:
 }
 
 /* The PIN of the URI into pin[PIN_MAX] (NUL-terminated); *have = false when
- * the URI gives none. */
+ * the URI gives none. A pin-source file is read with read(2) straight into
+ * pin (no stdio buffer keeps a copy); it must be a regular file that neither
+ * group nor others can read, and its first line must fit. */
 static lic_status pin_read(P11KitUri *parsed, char *pin, bool *have, lic_error *error)
 {
 	lic_status status = LIC_OK;
-	FILE *file = NULL;
+	int fd = -1;
 	*have = false;
 	pin[0] = '\0';
 	const char *value = p11_kit_uri_get_pin_value(parsed);
@@ -503,19 +574,54 @@ static lic_status pin_read(P11KitUri *parsed, char *pin, bool *have, lic_error *
 		if (strncmp(source, "//", 2) == 0)
 			source += 2;
 	}
-	file = fopen(source, "re");
-	if (file == NULL)
+	fd = open(source, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
 		LIC_FAIL(error, LIC_IO, "cannot read the PIN file %s: %s", source, strerror(errno));
-	if (fgets(pin, PIN_MAX, file) == NULL)
+	struct stat info;
+	if (fstat(fd, &info) != 0)
+		LIC_FAIL(error, LIC_IO, "cannot read the PIN file %s: %s", source, strerror(errno));
+	if (!S_ISREG(info.st_mode))
+		LIC_FAIL(error, LIC_IO, "the PIN file %s is not a regular file", source);
+	if ((info.st_mode & 077) != 0)
+		LIC_FAIL(error, LIC_IO,
+			 "the PIN file %s can be read by others (mode %04o): chmod 600 it first", source,
+			 (unsigned)(info.st_mode & 07777));
+	/* up to PIN_MAX bytes: a first line of PIN_MAX − 1 bytes and its end */
+	size_t used = 0;
+	while (used < PIN_MAX) {
+		ssize_t got = read(fd, pin + used, PIN_MAX - used);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			LIC_FAIL(error, LIC_IO, "cannot read the PIN file %s: %s", source, strerror(errno));
+		if (got == 0)
+			break;
+		used += (size_t)got;
+	}
+	size_t length = 0;
+	while (length < used && pin[length] != '\n' && pin[length] != '\r' && pin[length] != '\0')
+		length++;
+	if (length >= PIN_MAX)
+		LIC_FAIL(error, LIC_IO, "the PIN in %s is longer than %d bytes", source, PIN_MAX - 1);
+	if (length == 0)
 		LIC_FAIL(error, LIC_IO, "the PIN file %s is empty", source);
-	pin[strcspn(pin, "\r\n")] = '\0';
+	OPENSSL_cleanse(pin + length, PIN_MAX - length);
 	*have = true;
 out:
-	if (file != NULL)
-		fclose(file);
+	if (fd >= 0)
+		close(fd);
 	if (status != LIC_OK)
 		OPENSSL_cleanse(pin, PIN_MAX);
 	return status;
+}
+
+/* The sentence of a login the PIN itself failed (pkcs11_error_is_pin). */
+static const char pin_refused[] = "the token refused the PIN: ";
+
+bool pkcs11_error_is_pin(const lic_error *error)
+{
+	return error != NULL && error->status == LIC_INTERNAL &&
+	       strncmp(error->message, pin_refused, sizeof pin_refused - 1) == 0;
 }
 
 struct token_session {
@@ -560,6 +666,8 @@ static lic_status token_open(P11KitUri *parsed, const char *module_path, bool wr
 		LIC_FAIL(error, LIC_USAGE,
 			 "the token needs a PIN: add pin-value=… or pin-source=FILE to the URI");
 	rv = functions->C_Login(out->session, CKU_USER, (CK_UTF8CHAR_PTR)pin, (CK_ULONG)strlen(pin));
+	if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED || rv == CKR_PIN_EXPIRED)
+		LIC_FAIL(error, LIC_INTERNAL, "%s%s", pin_refused, ckr_name(rv));
 	if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN)
 		LIC_FAIL(error, LIC_INTERNAL, "the token refused the login: %s", ckr_name(rv));
 out:
@@ -625,12 +733,35 @@ struct pkcs11_key {
 	int bits;
 	size_t modulus_bytes;
 	atomic_bool raw_rsa;
-	atomic_bool aes_cbc; /* the token refused CKM_AES_GCM */
+	atomic_bool broken; /* an operation saw the session, login, token or object gone */
 	pthread_mutex_t pool_lock;
 	CK_SESSION_HANDLE *pool;
 	size_t pool_count;
 	size_t pool_capacity;
 };
+
+/* Whether rv says the key cannot work again as opened: its sessions, its
+ * login, the token, the module or the object are gone. */
+static bool rv_breaks_key(CK_RV rv)
+{
+	return rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED ||
+	       rv == CKR_DEVICE_ERROR || rv == CKR_DEVICE_REMOVED || rv == CKR_TOKEN_NOT_PRESENT ||
+	       rv == CKR_CRYPTOKI_NOT_INITIALIZED || rv == CKR_OBJECT_HANDLE_INVALID ||
+	       rv == CKR_KEY_HANDLE_INVALID;
+}
+
+/* Every CK_RV an operation gets back passes here; returns rv. */
+static CK_RV key_saw(struct pkcs11_key *key, CK_RV rv)
+{
+	if (rv_breaks_key(rv))
+		atomic_store(&key->broken, true);
+	return rv;
+}
+
+bool pkcs11_key_broken(const struct pkcs11_key *key)
+{
+	return atomic_load(&key->broken);
+}
 
 static lic_status session_take(struct pkcs11_key *key, CK_SESSION_HANDLE *session, lic_error *error)
 {
@@ -641,7 +772,8 @@ static lic_status session_take(struct pkcs11_key *key, CK_SESSION_HANDLE *sessio
 	pthread_mutex_unlock(&key->pool_lock);
 	if (taken)
 		return LIC_OK;
-	CK_RV rv = key->functions->C_OpenSession(key->anchor.slot, CKF_SERIAL_SESSION, NULL, NULL, session);
+	CK_RV rv = key_saw(
+	    key, key->functions->C_OpenSession(key->anchor.slot, CKF_SERIAL_SESSION, NULL, NULL, session));
 	if (rv != CKR_OK)
 		return lic_error_set(error, LIC_INTERNAL, "the token refused a session: %s", ckr_name(rv));
 	return LIC_OK;
@@ -650,7 +782,7 @@ static lic_status session_take(struct pkcs11_key *key, CK_SESSION_HANDLE *sessio
 /* Pushes the session back when `healthy`; closes it otherwise. */
 static void session_give_back(struct pkcs11_key *key, CK_SESSION_HANDLE session, bool healthy)
 {
-	if (healthy) {
+	if (healthy && !atomic_load(&key->broken)) {
 		pthread_mutex_lock(&key->pool_lock);
 		if (key->pool_count == key->pool_capacity) {
 			size_t capacity = key->pool_capacity == 0 ? 4 : key->pool_capacity * 2;
@@ -750,7 +882,7 @@ lic_status pkcs11_key_open(const char *uri, const char *module_path, enum pkcs11
 	key->kind = kind;
 	pthread_mutex_init(&key->pool_lock, NULL);
 	atomic_init(&key->raw_rsa, false);
-	atomic_init(&key->aes_cbc, false);
+	atomic_init(&key->broken, false);
 	LIC_TRY(token_open(parsed, module_path, false, &key->anchor, error));
 	key->functions = key->anchor.module->functions;
 	CK_ATTRIBUTE template[4] = {{CKA_CLASS, &class, sizeof class}, {CKA_KEY_TYPE, &type, sizeof type}};
@@ -789,8 +921,7 @@ lic_status pkcs11_key_open(const char *uri, const char *module_path, enum pkcs11
 	key = NULL;
 out:
 	pkcs11_key_free(key);
-	if (parsed != NULL)
-		p11_kit_uri_free(parsed);
+	uri_free(parsed);
 	return status;
 }
 
@@ -966,10 +1097,53 @@ static bool oaep_refused(CK_RV rv)
 	return rv == CKR_MECHANISM_PARAM_INVALID || rv == CKR_MECHANISM_INVALID || rv == CKR_ARGUMENTS_BAD;
 }
 
-static bool ciphertext_refused(CK_RV rv)
+/* After C_DecryptInit succeeded on a ciphertext below the modulus, a
+ * C_Decrypt failure is the token's own trouble only for these (nothing about
+ * the ciphertext can cause them); every other failure may depend on the
+ * padding and is the one unwrap-failure sentence (Manger's attack). */
+static bool decrypt_failure_is_token(CK_RV rv)
 {
-	return rv == CKR_ENCRYPTED_DATA_INVALID || rv == CKR_ENCRYPTED_DATA_LEN_RANGE ||
-	       rv == CKR_DATA_INVALID || rv == CKR_DATA_LEN_RANGE;
+	switch (rv) {
+	case CKR_HOST_MEMORY:
+	case CKR_DEVICE_ERROR:
+	case CKR_DEVICE_MEMORY:
+	case CKR_DEVICE_REMOVED:
+	case CKR_SESSION_CLOSED:
+	case CKR_SESSION_COUNT:
+	case CKR_SESSION_HANDLE_INVALID:
+	case CKR_SESSION_PARALLEL_NOT_SUPPORTED:
+	case CKR_SESSION_READ_ONLY:
+	case CKR_SESSION_EXISTS:
+	case CKR_SESSION_READ_ONLY_EXISTS:
+	case CKR_SESSION_READ_WRITE_SO_EXISTS:
+	case CKR_USER_NOT_LOGGED_IN:
+	case CKR_TOKEN_NOT_PRESENT:
+	case CKR_TOKEN_NOT_RECOGNIZED:
+	case CKR_TOKEN_WRITE_PROTECTED:
+	case CKR_CRYPTOKI_NOT_INITIALIZED:
+	case CKR_OBJECT_HANDLE_INVALID:
+	case CKR_KEY_HANDLE_INVALID:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* block[0..length) holds `produced` bytes at its start and zeros after
+ * them; moves them to the end (the leading zeros a token may drop put back)
+ * in a fixed sequence of reads and writes that does not depend on produced:
+ * a barrel shift by length − produced, every stage over the whole block. */
+static void right_align(uint8_t *block, size_t length, size_t produced)
+{
+	size_t shift = length - produced;
+	for (unsigned bit = 0; ((size_t)1 << bit) < length; bit++) {
+		size_t step = (size_t)1 << bit;
+		size_t take = (size_t)0 - ((shift >> bit) & 1);
+		for (size_t i = length; i-- > 0;) {
+			uint8_t from = i >= step ? block[i - step] : 0;
+			block[i] = (uint8_t)((from & take) | (block[i] & ~take));
+		}
+	}
 }
 
 /* Whether the big-endian integer c is below n (same length): a ciphertext
@@ -1010,17 +1184,17 @@ lic_status pkcs11_rsa_oaep_decrypt(struct pkcs11_key *key, const uint8_t *label,
 		if (label_length == 0)
 			oaep.pSourceData = NULL;
 		CK_MECHANISM mechanism = {CKM_RSA_PKCS_OAEP, &oaep, sizeof oaep};
-		rv = functions->C_DecryptInit(session, &mechanism, key->object);
+		rv = key_saw(key, functions->C_DecryptInit(session, &mechanism, key->object));
 		if (rv == CKR_OK) {
 			CK_ULONG produced = (CK_ULONG)capacity;
-			rv = functions->C_Decrypt(session, (CK_BYTE_PTR)ciphertext,
-						  (CK_ULONG)ciphertext_length, out, &produced);
+			rv = key_saw(key, functions->C_Decrypt(session, (CK_BYTE_PTR)ciphertext,
+							       (CK_ULONG)ciphertext_length, out, &produced));
 			if (rv == CKR_OK) {
 				*out_length = produced;
 				goto out;
 			}
 			healthy = false;
-			if (ciphertext_refused(rv) || rv == CKR_BUFFER_TOO_SMALL)
+			if (!decrypt_failure_is_token(rv))
 				LIC_FAIL(error, LIC_PL_INTEGRITY, "%s", unwrap_failure);
 			LIC_FAIL(error, LIC_INTERNAL, "the token refused to decrypt: %s", ckr_name(rv));
 		}
@@ -1029,7 +1203,7 @@ lic_status pkcs11_rsa_oaep_decrypt(struct pkcs11_key *key, const uint8_t *label,
 		atomic_store(&key->raw_rsa, true);
 	}
 	CK_MECHANISM raw_mechanism = {CKM_RSA_X_509, NULL, 0};
-	rv = functions->C_DecryptInit(session, &raw_mechanism, key->object);
+	rv = key_saw(key, functions->C_DecryptInit(session, &raw_mechanism, key->object));
 	if (rv != CKR_OK)
 		LIC_FAIL(error, LIC_INTERNAL, "the token refused raw RSA: %s", ckr_name(rv));
 	raw_capacity = key->modulus_bytes;
@@ -1038,23 +1212,22 @@ lic_status pkcs11_rsa_oaep_decrypt(struct pkcs11_key *key, const uint8_t *label,
 		healthy = false;
 		LIC_FAIL(error, LIC_INTERNAL, "out of secure memory");
 	}
+	memset(raw, 0, raw_capacity);
 	CK_ULONG produced = (CK_ULONG)raw_capacity;
-	rv = functions->C_Decrypt(session, (CK_BYTE_PTR)ciphertext, (CK_ULONG)ciphertext_length, raw,
-				  &produced);
+	rv = key_saw(key, functions->C_Decrypt(session, (CK_BYTE_PTR)ciphertext, (CK_ULONG)ciphertext_length,
+					       raw, &produced));
 	if (rv != CKR_OK) {
 		healthy = false;
-		if (ciphertext_refused(rv))
+		if (!decrypt_failure_is_token(rv))
 			LIC_FAIL(error, LIC_PL_INTEGRITY, "%s", unwrap_failure);
 		LIC_FAIL(error, LIC_INTERNAL, "the token refused raw RSA: %s", ckr_name(rv));
 	}
 	if (produced > raw_capacity)
 		LIC_FAIL(error, LIC_INTERNAL, "the token returned more than the modulus");
-	if (produced < raw_capacity) {
-		/* a token may drop the leading zero bytes of the integer */
-		size_t shift = raw_capacity - produced;
-		memmove(raw + shift, raw, produced);
-		memset(raw, 0, shift);
-	}
+	/* A token may drop the leading zero bytes of the integer; whether it did
+	 * tells whether the top byte is zero, which must not be observable: no
+	 * branch on produced, one fixed pass over the block. */
+	right_align(raw, raw_capacity, (size_t)produced);
 	LIC_TRY(pkcs11_oaep_sha256_decode(raw, raw_capacity, label, label_length, out, capacity, out_length,
 					  error));
 out:
@@ -1083,11 +1256,12 @@ lic_status pkcs11_rsa_sign_sha256(struct pkcs11_key *key, const uint8_t *data, s
 	LIC_TRY(session_take(key, &session, error));
 	have_session = true;
 	CK_MECHANISM mechanism = {CKM_SHA256_RSA_PKCS, NULL, 0};
-	CK_RV rv = key->functions->C_SignInit(session, &mechanism, key->object);
+	CK_RV rv = key_saw(key, key->functions->C_SignInit(session, &mechanism, key->object));
 	if (rv != CKR_OK)
 		LIC_FAIL(error, LIC_INTERNAL, "the token refused to sign: %s", ckr_name(rv));
 	CK_ULONG produced = (CK_ULONG)capacity;
-	rv = key->functions->C_Sign(session, (CK_BYTE_PTR)data, (CK_ULONG)length, signature, &produced);
+	rv = key_saw(
+	    key, key->functions->C_Sign(session, (CK_BYTE_PTR)data, (CK_ULONG)length, signature, &produced));
 	if (rv != CKR_OK) {
 		healthy = false;
 		LIC_FAIL(error, LIC_INTERNAL, "the token refused to sign: %s", ckr_name(rv));
@@ -1101,8 +1275,12 @@ out:
 
 /* ---- AES ----------------------------------------------------------------- */
 
-/* Sealed: tag (1 byte) ‖ IV ‖ ciphertext (‖ 16-byte GCM tag, which the token
- * appends). GCM authenticates the tag byte as its AAD. */
+/* Sealed: tag (1 byte, SEALED_TAG_GCM) ‖ 12-byte IV ‖ ciphertext ‖ 16-byte
+ * GCM tag (which the token appends). GCM authenticates the tag byte as its
+ * AAD. There is no unauthenticated fallback: a token without CKM_AES_GCM
+ * cannot seal (SoftHSM2 2.6 has no CKM_AES_KEY_WRAP_PAD for C_Encrypt, the
+ * one authenticated alternative), and tag 2 (the AES-CBC-PAD of earlier
+ * builds) is refused. */
 
 lic_status pkcs11_aes_encrypt(struct pkcs11_key *key, const uint8_t *plaintext, size_t length,
 			      uint8_t **sealed, size_t *sealed_length, lic_error *error)
@@ -1113,6 +1291,9 @@ lic_status pkcs11_aes_encrypt(struct pkcs11_key *key, const uint8_t *plaintext, 
 	bool healthy = true;
 	uint8_t *buffer = NULL;
 	size_t buffer_length = 0;
+	/* at function scope: the token may read them until C_Encrypt returns */
+	CK_GCM_PARAMS gcm;
+	CK_MECHANISM mechanism;
 	*sealed = NULL;
 	*sealed_length = 0;
 	if (key->kind != PKCS11_KEY_AES)
@@ -1120,45 +1301,37 @@ lic_status pkcs11_aes_encrypt(struct pkcs11_key *key, const uint8_t *plaintext, 
 	LIC_TRY(session_take(key, &session, error));
 	have_session = true;
 	CK_FUNCTION_LIST_PTR functions = key->functions;
-	/* room for either format */
-	buffer_length = 1 + AES_BLOCK_LENGTH + length + AES_BLOCK_LENGTH + AES_GCM_TAG_LENGTH;
+	buffer_length = 1 + AES_GCM_IV_LENGTH + length + AES_GCM_TAG_LENGTH;
 	buffer = malloc(buffer_length);
 	if (buffer == NULL)
 		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
-	CK_RV rv = CKR_MECHANISM_INVALID;
-	size_t iv_length = 0;
-	if (!atomic_load(&key->aes_cbc)) {
-		buffer[0] = SEALED_TAG_GCM;
-		iv_length = AES_GCM_IV_LENGTH;
-		if (RAND_bytes(buffer + 1, (int)iv_length) != 1)
-			LIC_FAIL(error, LIC_INTERNAL, "no random bytes for the IV");
-		CK_GCM_PARAMS gcm = {buffer + 1, iv_length, iv_length * 8, buffer, 1, AES_GCM_TAG_LENGTH * 8};
-		CK_MECHANISM mechanism = {CKM_AES_GCM, &gcm, sizeof gcm};
-		rv = functions->C_EncryptInit(session, &mechanism, key->object);
-		if (rv != CKR_OK && !oaep_refused(rv))
-			LIC_FAIL(error, LIC_INTERNAL, "the token refused to encrypt: %s", ckr_name(rv));
-		if (rv != CKR_OK)
-			atomic_store(&key->aes_cbc, true);
-	}
-	if (rv != CKR_OK) {
-		buffer[0] = SEALED_TAG_CBC_PAD;
-		iv_length = AES_BLOCK_LENGTH;
-		if (RAND_bytes(buffer + 1, (int)iv_length) != 1)
-			LIC_FAIL(error, LIC_INTERNAL, "no random bytes for the IV");
-		CK_MECHANISM mechanism = {CKM_AES_CBC_PAD, buffer + 1, iv_length};
-		rv = functions->C_EncryptInit(session, &mechanism, key->object);
-		if (rv != CKR_OK)
-			LIC_FAIL(error, LIC_INTERNAL, "the token refused to encrypt: %s", ckr_name(rv));
-	}
-	CK_ULONG produced = (CK_ULONG)(buffer_length - 1 - iv_length);
-	rv = functions->C_Encrypt(session, (CK_BYTE_PTR)plaintext, (CK_ULONG)length, buffer + 1 + iv_length,
-				  &produced);
+	buffer[0] = SEALED_TAG_GCM;
+	if (RAND_bytes(buffer + 1, AES_GCM_IV_LENGTH) != 1)
+		LIC_FAIL(error, LIC_INTERNAL, "no random bytes for the IV");
+	gcm = (CK_GCM_PARAMS){buffer + 1, AES_GCM_IV_LENGTH,     AES_GCM_IV_LENGTH * 8, buffer,
+			      1,          AES_GCM_TAG_LENGTH * 8};
+	mechanism = (CK_MECHANISM){CKM_AES_GCM, &gcm, sizeof gcm};
+	CK_RV rv = key_saw(key, functions->C_EncryptInit(session, &mechanism, key->object));
+	if (rv == CKR_MECHANISM_INVALID)
+		LIC_FAIL(error, LIC_INTERNAL,
+			 "the token has no AES-GCM (CKM_AES_GCM: CKR_MECHANISM_INVALID), and this program "
+			 "seals only with an authenticated mode");
+	if (rv != CKR_OK)
+		LIC_FAIL(error, LIC_INTERNAL, "the token refused to encrypt: %s", ckr_name(rv));
+	CK_ULONG produced = (CK_ULONG)(buffer_length - 1 - AES_GCM_IV_LENGTH);
+	rv = key_saw(key, functions->C_Encrypt(session, (CK_BYTE_PTR)plaintext, (CK_ULONG)length,
+					       buffer + 1 + AES_GCM_IV_LENGTH, &produced));
 	if (rv != CKR_OK) {
 		healthy = false;
 		LIC_FAIL(error, LIC_INTERNAL, "the token refused to encrypt: %s", ckr_name(rv));
 	}
+	if (produced != length + AES_GCM_TAG_LENGTH) {
+		healthy = false;
+		LIC_FAIL(error, LIC_INTERNAL, "the token's AES-GCM returned %lu bytes for %zu",
+			 (unsigned long)produced, length);
+	}
 	*sealed = buffer;
-	*sealed_length = 1 + iv_length + produced;
+	*sealed_length = 1 + AES_GCM_IV_LENGTH + produced;
 	buffer = NULL;
 out:
 	free(buffer);
@@ -1180,40 +1353,36 @@ lic_status pkcs11_aes_decrypt(struct pkcs11_key *key, const uint8_t *sealed, siz
 	*length = 0;
 	if (key->kind != PKCS11_KEY_AES)
 		LIC_FAIL(error, LIC_USAGE, "an RSA key cannot open an AES-sealed buffer");
-	CK_GCM_PARAMS gcm;
-	CK_MECHANISM mechanism;
-	size_t iv_length;
-	if (sealed_length >= 1 + AES_GCM_IV_LENGTH + AES_GCM_TAG_LENGTH && sealed[0] == SEALED_TAG_GCM) {
-		iv_length = AES_GCM_IV_LENGTH;
-		gcm = (CK_GCM_PARAMS){(CK_BYTE_PTR)sealed + 1, iv_length, iv_length * 8,
-				      (CK_BYTE_PTR)sealed,     1,         AES_GCM_TAG_LENGTH * 8};
-		mechanism = (CK_MECHANISM){CKM_AES_GCM, &gcm, sizeof gcm};
-	} else if (sealed_length >= 1 + 2 * AES_BLOCK_LENGTH && sealed[0] == SEALED_TAG_CBC_PAD &&
-		   (sealed_length - 1) % AES_BLOCK_LENGTH == 0) {
-		iv_length = AES_BLOCK_LENGTH;
-		mechanism = (CK_MECHANISM){CKM_AES_CBC_PAD, (CK_BYTE_PTR)sealed + 1, iv_length};
-	} else {
+	if (sealed_length >= 1 && sealed[0] != SEALED_TAG_GCM)
+		LIC_FAIL(error, LIC_INTERNAL,
+			 "the token-sealed buffer names mode %u, and this key seals with AES-GCM (mode %u) "
+			 "only",
+			 (unsigned)sealed[0], (unsigned)SEALED_TAG_GCM);
+	if (sealed_length < 1 + AES_GCM_IV_LENGTH + AES_GCM_TAG_LENGTH)
 		LIC_FAIL(error, LIC_INTERNAL, "the token-sealed buffer is damaged");
-	}
-	const uint8_t *ciphertext = sealed + 1 + iv_length;
-	size_t ciphertext_length = sealed_length - 1 - iv_length;
+	CK_GCM_PARAMS gcm = {
+	    (CK_BYTE_PTR)sealed + 1, AES_GCM_IV_LENGTH, AES_GCM_IV_LENGTH * 8, (CK_BYTE_PTR)sealed, 1,
+	    AES_GCM_TAG_LENGTH * 8};
+	CK_MECHANISM mechanism = {CKM_AES_GCM, &gcm, sizeof gcm};
+	const uint8_t *ciphertext = sealed + 1 + AES_GCM_IV_LENGTH;
+	size_t ciphertext_length = sealed_length - 1 - AES_GCM_IV_LENGTH;
 	LIC_TRY(session_take(key, &session, error));
 	have_session = true;
-	CK_RV rv = key->functions->C_DecryptInit(session, &mechanism, key->object);
+	CK_RV rv = key_saw(key, key->functions->C_DecryptInit(session, &mechanism, key->object));
 	if (rv != CKR_OK)
 		LIC_FAIL(error, LIC_INTERNAL, "the token refused to decrypt: %s", ckr_name(rv));
-	work_length = ciphertext_length > 0 ? ciphertext_length : 1;
+	work_length = ciphertext_length;
 	work = secure_alloc(work_length);
 	if (work == NULL) {
 		healthy = false;
 		LIC_FAIL(error, LIC_INTERNAL, "out of secure memory");
 	}
 	CK_ULONG produced = (CK_ULONG)work_length;
-	rv = key->functions->C_Decrypt(session, (CK_BYTE_PTR)ciphertext, (CK_ULONG)ciphertext_length, work,
-				       &produced);
+	rv = key_saw(key, key->functions->C_Decrypt(session, (CK_BYTE_PTR)ciphertext,
+						    (CK_ULONG)ciphertext_length, work, &produced));
 	if (rv != CKR_OK) {
 		healthy = false;
-		if (ciphertext_refused(rv))
+		if (!decrypt_failure_is_token(rv))
 			LIC_FAIL(error, LIC_INTERNAL, "the token-sealed buffer is damaged (%s)",
 				 ckr_name(rv));
 		LIC_FAIL(error, LIC_INTERNAL, "the token refused to decrypt: %s", ckr_name(rv));
@@ -1307,8 +1476,7 @@ lic_status pkcs11_generate_rsa(const char *uri, const char *module_path, int bit
 			 ckr_name(rv));
 out:
 	token_session_close(&token);
-	if (parsed != NULL)
-		p11_kit_uri_free(parsed);
+	uri_free(parsed);
 	return status;
 }
 
@@ -1348,7 +1516,6 @@ lic_status pkcs11_generate_aes(const char *uri, const char *module_path, lic_err
 		LIC_FAIL(error, LIC_INTERNAL, "the token refused to generate an AES key: %s", ckr_name(rv));
 out:
 	token_session_close(&token);
-	if (parsed != NULL)
-		p11_kit_uri_free(parsed);
+	uri_free(parsed);
 	return status;
 }

@@ -22,6 +22,11 @@
  * cannot be read is LIC_IO; no object matching the URI is LIC_UNKNOWN_KEY;
  * any token failure (CKR_* other than these) is LIC_INTERNAL with the CKR
  * name in the sentence.
+ *
+ * Recovery: a key whose operation saw its session, login, token, module or
+ * object go (pkcs11_key_broken) is dropped by the caller and opened anew
+ * later; an open that failed on the PIN itself (pkcs11_error_is_pin) must
+ * not be retried automatically, lest the token lock the PIN.
  */
 #ifndef LICENSOR_KEYRING_PKCS11_H
 #define LICENSOR_KEYRING_PKCS11_H
@@ -67,6 +72,24 @@ lic_status pkcs11_uri_with_module(const char *uri, const char *module_path, char
 lic_status pkcs11_key_open(const char *uri, const char *module_path, enum pkcs11_key_kind kind,
 			   struct pkcs11_key **out, lic_error *error);
 void pkcs11_key_free(struct pkcs11_key *key); /* NULL is a no-op */
+
+/* True when `error` (from pkcs11_key_open, pkcs11_generate_*) is the token
+ * refusing the PIN itself: CKR_PIN_INCORRECT, CKR_PIN_LOCKED or
+ * CKR_PIN_EXPIRED (LIC_INTERNAL, the sentence "the token refused the PIN:
+ * CKR_…"). Such an open must not be retried with the same PIN: each try
+ * counts towards the token locking the PIN. Other open failures (token
+ * absent, object missing) may be retried later. */
+bool pkcs11_error_is_pin(const lic_error *error);
+
+/* True once an operation on the key got CKR_USER_NOT_LOGGED_IN,
+ * CKR_SESSION_HANDLE_INVALID, CKR_SESSION_CLOSED, CKR_DEVICE_ERROR,
+ * CKR_DEVICE_REMOVED, CKR_TOKEN_NOT_PRESENT, CKR_CRYPTOKI_NOT_INITIALIZED,
+ * CKR_OBJECT_HANDLE_INVALID or CKR_KEY_HANDLE_INVALID: the token was
+ * removed, restarted, logged out or lost the object, and this key will not
+ * work again. It stays true; the caller drops the key (pkcs11_key_free) and
+ * opens the URI anew later. The failing operation itself returned
+ * LIC_INTERNAL with the CKR name. */
+bool pkcs11_key_broken(const struct pkcs11_key *key);
 
 /* RSA: modulus size in bits; AES: key size in bits (CKA_VALUE_LEN × 8, 0 if unknown). */
 int pkcs11_key_bits(const struct pkcs11_key *key);

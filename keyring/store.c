@@ -257,7 +257,8 @@ lic_status store_init(const struct store_options *options, struct store **out, l
 						       &store->world.kek_uri, error));
 		else if ((store->world.kek_uri = strdup(options->pkcs11_uri)) == NULL)
 			LIC_FAIL(error, LIC_INTERNAL, "out of memory");
-		LIC_TRY(pkcs11_key_open(store->world.kek_uri, NULL, PKCS11_KEY_AES, &token, error));
+		LIC_TRY(pkcs11_key_open(store->world.kek_uri, options->pkcs11_module, PKCS11_KEY_AES, &token,
+					error));
 		LIC_TRY(kek_create_in_token(token, &store->kek, &store->world.wrapped_kek,
 					    &store->world.wrapped_kek_length, error));
 	} else if (options->passphrase_file != NULL) {

@@ -52,7 +52,7 @@ struct store_options {
 	const char *kek_file;        /* init: where to create/read the KEK; open: overrides world.xml */
 	const char *passphrase_file; /* a passphrase store: the file holding it */
 	const char *pkcs11_uri;      /* init: the token AES key that guards the KEK */
-	const char *pkcs11_module;   /* init/open: the module (else the URI's, LICENSOR_PKCS11_MODULE, p11-kit) */
+	const char *pkcs11_module;   /* init/open: the module (else LICENSOR_PKCS11_MODULE, the URI's, p11-kit) */
 	const lic_clock *clock;      /* init: creation time; NULL = system */
 };
 

@@ -97,6 +97,17 @@ bool version_key_in_token(const struct version_key *key)
 	return key->token != NULL;
 }
 
+bool version_key_broken(const struct version_key *key)
+{
+	return key->token != NULL && pkcs11_key_broken(key->token);
+}
+
+bool version_key_error_is_pin(const lic_error *error)
+{
+	/* pkcs11.h: a token failure's sentence names its CKR code. */
+	return error->status == LIC_INTERNAL && strstr(error->message, "CKR_PIN_") != NULL;
+}
+
 size_t version_key_size(const struct version_key *key)
 {
 	if (key->token != NULL)

@@ -43,6 +43,12 @@ lic_status version_key_open(const struct kek *kek, const char *tenant, const str
 void version_key_free(struct version_key *key); /* NULL is a no-op */
 
 bool version_key_in_token(const struct version_key *key);
+/* A token key whose session or login was lost (token removed, HSM restarted):
+ * the holder frees it and opens the version anew. Always false for managed keys. */
+bool version_key_broken(const struct version_key *key);
+/* The token refused the PIN (wrong, locked, expired): retrying by itself
+ * would count towards locking it, so callers wait for the operator. */
+bool version_key_error_is_pin(const lic_error *error);
 /* Modulus size in bytes. */
 size_t version_key_size(const struct version_key *key);
 

@@ -8,7 +8,9 @@
  * signed by the new version). Then the counters behind /metrics: errors by
  * code (items and whole requests), the batch size histogram, the queue depth,
  * private-key operations by version with its bound, and lic_engine_tick
- * writing compromised-use lines that are due.
+ * writing compromised-use lines that are due. And a BYOK version whose token
+ * cannot be reached: INTERNAL, and one attempt to reach it per backoff period,
+ * not one per request.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +20,8 @@
 #include <cmocka.h>
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <sys/inotify.h>
+#include <unistd.h>
 
 #include "core/documents.h"
 #include "core/engine_cache.h"
@@ -766,6 +770,96 @@ static void test_pl_cache_bounds_and_ttl(void **state)
 	pl_cache_free(cache);
 }
 
+/* A version whose token cannot be opened fails with INTERNAL, and the worker
+ * remembers it: ten requests within the first second of the backoff make one
+ * attempt on the token's module, not ten (the module file's opens are counted
+ * with inotify). */
+static void test_unreachable_token_is_not_retried_per_request(void **state)
+{
+	struct world_fixture *fixture = *state;
+	lic_error error = {0};
+	char module[192];
+	test_join_path(module, sizeof module, fixture->directory, "not-a-module.so");
+	FILE *file = fopen(module, "w");
+	assert_non_null(file);
+	fputs("not an ELF file\n", file);
+	fclose(file);
+	/* Version 2: a BYOK key "in" that module, retained (it unwraps). */
+	EVP_PKEY *token_public = NULL;
+	assert_int_equal(key_material_generate(KEY_ALGORITHM_RSA_2048, &token_public, &error), LIC_OK);
+	struct key_version version = {.algorithm = KEY_ALGORITHM_RSA_2048,
+				      .origin = KEY_ORIGIN_BYOK,
+				      .state = LIC_KEY_STATE_RETAINED,
+				      .state_before_revoke = LIC_KEY_STATE_RETAINED,
+				      .created_at = 1,
+				      .retained_at = 1};
+	assert_int_equal(key_material_public_der(token_public, &version.public_key_der, &version.public_key_length,
+						 &error),
+			 LIC_OK);
+	key_id_of_spki(version.public_key_der, version.public_key_length, version.key_id);
+	for (int i = 0; i < KEY_ID_LENGTH; i++)
+		snprintf(version.key_id_hex + 2 * i, 3, "%02x", version.key_id[i]);
+	char uri[512];
+	snprintf(uri, sizeof uri, "pkcs11:token=gone;object=contoso-v2?module-path=%s", module);
+	version.byok_uri = strdup(uri);
+	struct tenant *tenant = NULL;
+	assert_int_equal(store_lock(fixture->writer, &error), LIC_OK);
+	assert_int_equal(store_load_tenant(fixture->writer, "contoso", &tenant, &error), LIC_OK);
+	assert_int_equal(tenant_append_version(tenant, &version, &error), LIC_OK);
+	assert_int_equal(store_save_tenant(fixture->writer, tenant, 0, &error), LIC_OK);
+	store_unlock(fixture->writer);
+	assert_int_equal(lic_keyring_reload(fixture->keyring, &error), LIC_OK);
+	/* A PL for bob under version 2. */
+	const char *principals[] = {"bob@contoso.com"};
+	const char *rights[] = {"VIEW"};
+	struct publish_request publish = {.tenant = "contoso",
+					  .content_id = "doc-token",
+					  .owner = "alice@contoso.com",
+					  .grant_principals = principals,
+					  .grant_rights = rights,
+					  .grant_count = 1,
+					  .license_validity_days = 30,
+					  .issued_at = lic_clock_now(lic_clock_system())};
+	uint8_t content_key[CONTENT_KEY_LENGTH] = {0};
+	char *pl = NULL;
+	size_t pl_length = 0;
+	assert_int_equal(publishing_license_write(&publish, token_public, tenant_version(tenant, 2)->key_id_hex,
+						  content_key, &pl, &pl_length, &error),
+			 LIC_OK);
+
+	int watch = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	assert_true(watch >= 0);
+	/* IN_CLOSE too: inotify merges an event identical to the last unread
+	 * one, so opens alone would be counted once however many there were. */
+	assert_true(inotify_add_watch(watch, module, IN_OPEN | IN_CLOSE_NOWRITE) >= 0);
+	lic_engine *engine = new_engine(fixture, 1);
+	size_t opens = 0;
+	for (int i = 0; i < 10; i++) {
+		lic_license_request request = {fixture->bob_rac, fixture->bob_rac_length, pl, pl_length};
+		lic_license_result result;
+		assert_int_equal(lic_engine_issue(engine, &request, 1, &result, &error), LIC_OK);
+		assert_int_equal(result.error.status, LIC_INTERNAL);
+		assert_non_null(strstr(result.error.message, "version 2 of contoso is not available"));
+		assert_null(result.use_license);
+		char events[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+		ssize_t length;
+		while ((length = read(watch, events, sizeof events)) > 0)
+			for (char *at = events; at < events + length;
+			     at += sizeof(struct inotify_event) + ((struct inotify_event *)at)->len)
+				if (((struct inotify_event *)at)->mask & IN_OPEN)
+					opens++;
+	}
+	lic_engine_free(engine);
+	close(watch);
+	/* One attempt (dlopen may open the file once or twice per attempt); ten
+	 * attempts would be at least ten opens. */
+	assert_true(opens >= 1);
+	assert_true(opens <= 2);
+	free(pl);
+	tenant_free(tenant);
+	EVP_PKEY_free(token_public);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -782,6 +876,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_key_usage_counts_operations_by_version, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_key_usage_is_bounded, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tick_writes_due_compromised_uses, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unreachable_token_is_not_retried_per_request, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,13 +16,19 @@
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
+#include <dlfcn.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "keyring/key_material.h"
 #include "keyring/pkcs11.h"
 #include "keyring/secure_memory.h"
 #include "test_helpers.h"
+
+/* Last: p11-kit's compatibility header #defines common words. */
+#include <p11-kit/pkcs11.h>
 
 #define MODULE "/usr/lib/softhsm/libsofthsm2.so"
 #define PIN "5678"
@@ -155,6 +161,50 @@ static void test_uri_check(void **state)
 	assert_int_equal(pkcs11_uri_check("pkcs11:token=t?pin-value=s3cr3t", &error), LIC_USAGE);
 	assert_null(strstr(error.message, "s3cr3t"));
 	assert_non_null(strstr(error.message, "pin-value=***"));
+	/* p11-kit skips whitespace, so a blank could hide pin-value from the
+	 * redaction: every blank or control character is refused, PIN unseen */
+	static const char *const blank[] = {
+	    "pkcs11:object=k; pin-value=s3cr3t",    "pkcs11:object=k?pin-val ue=s3cr3t",
+	    "pkcs11:object=k;\tpin-value=s3cr3t",   "pkcs11:object=k\n;pin-value=s3cr3t",
+	    "pkcs11:object=k?pin-value=s3cr3t\x7f", "pkcs11:object=my key",
+	};
+	for (size_t i = 0; i < sizeof blank / sizeof blank[0]; i++) {
+		assert_int_equal(pkcs11_uri_check(blank[i], &error), LIC_USAGE);
+		assert_non_null(strstr(error.message, "whitespace or a control character"));
+		assert_null(strstr(error.message, "s3cr3t"));
+		assert_int_equal(pkcs11_uri_check_storable(blank[i], &error), LIC_USAGE);
+		assert_null(strstr(error.message, "s3cr3t"));
+	}
+	assert_int_equal(pkcs11_uri_check("pkcs11:object=my%20key", &error), LIC_OK);
+}
+
+static void test_uri_check_storable(void **state)
+{
+	(void)state;
+	lic_error error = {0};
+	assert_int_equal(pkcs11_uri_check_storable("pkcs11:token=t;object=k?pin-source=/run/pin", &error),
+			 LIC_OK);
+	/* pin-value in the query, in the path, in any case, percent-encoded */
+	static const char *const holding[] = {
+	    "pkcs11:token=t;object=k?pin-value=s3cr3t",
+	    "pkcs11:token=t;object=k;pin-value=s3cr3t",
+	    "pkcs11:pin-value=s3cr3t;object=k",
+	    "pkcs11:object=k?module-path=/m.so&PIN-VALUE=s3cr3t",
+	    "pkcs11:object=k?pin-val%75e=s3cr3t",
+	    "pkcs11:object=k;pin-value=s3cr3t?pin-source=/run/pin",
+	};
+	for (size_t i = 0; i < sizeof holding / sizeof holding[0]; i++) {
+		lic_status status = pkcs11_uri_check_storable(holding[i], &error);
+		if (status == LIC_OK)
+			print_message("storable: %s\n", holding[i]);
+		assert_int_equal(status, LIC_USAGE);
+		assert_null(strstr(error.message, "s3cr3t"));
+		char out[PKCS11_URI_MAX];
+		pkcs11_uri_redacted(holding[i], out, sizeof out);
+		assert_null(strstr(out, "s3cr3t"));
+		pkcs11_uri_without_pin(holding[i], out, sizeof out);
+		assert_null(strstr(out, "s3cr3t"));
+	}
 }
 
 static void test_uri_redacted(void **state)
@@ -174,6 +224,13 @@ static void test_uri_redacted(void **state)
 	assert_string_equal(out, "pkcs11:object=my-pin-value=x");
 	pkcs11_uri_redacted("pkcs11:object=k?pin-source=/run/pin", out, sizeof out);
 	assert_string_equal(out, "pkcs11:object=k?pin-source=/run/pin");
+	/* the path's segments end at ';' or '?' only: a '&' in a path value is part of it */
+	pkcs11_uri_redacted("pkcs11:pin-value=s3c&r3t;object=k", out, sizeof out);
+	assert_string_equal(out, "pkcs11:pin-value=***;object=k");
+	pkcs11_uri_redacted("pkcs11:object=k?pin-val%75e=s3cr3t&pin-source=/p", out, sizeof out);
+	assert_string_equal(out, "pkcs11:object=k?pin-value=***&pin-source=/p");
+	pkcs11_uri_redacted("pkcs11:object=k; pin-value=s3cr3t", out, sizeof out);
+	assert_string_equal(out, "pkcs11:object=k;pin-value=***");
 	char small[12];
 	pkcs11_uri_redacted("pkcs11:object=k?pin-value=s3cr3t", small, sizeof small);
 	assert_string_equal(small, "pkcs11:obje");
@@ -192,8 +249,124 @@ static void test_uri_without_pin(void **state)
 	assert_string_equal(out, "pkcs11:object=k?module-path=/m.so&pin-source=/p");
 	pkcs11_uri_without_pin("pkcs11:pin-value=s3cr3t;object=k;id=%01", out, sizeof out);
 	assert_string_equal(out, "pkcs11:object=k;id=%01");
+	pkcs11_uri_without_pin("pkcs11:object=k;pin-value=s3c&r3t?pin-source=/p", out, sizeof out);
+	assert_string_equal(out, "pkcs11:object=k?pin-source=/p");
+	pkcs11_uri_without_pin("pkcs11:object=k?pin-val%75e=s3cr3t", out, sizeof out);
+	assert_string_equal(out, "pkcs11:object=k");
 	pkcs11_uri_without_pin("pkcs11:object=k", out, sizeof out);
 	assert_string_equal(out, "pkcs11:object=k");
+}
+
+/* Writes `text` (length bytes) to directory/name with `mode`. */
+static void pin_file_write(char *path, size_t size, const char *name, const char *text, size_t length,
+			   mode_t mode)
+{
+	test_join_path(path, size, directory, name);
+	unlink(path);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, length), (ssize_t)length);
+	assert_int_equal(fchmod(fd, mode), 0);
+	close(fd);
+}
+
+static void test_pin_source(void **state)
+{
+	(void)state;
+	NEED_SOFTHSM();
+	char path[256];
+	char uri[512];
+	struct pkcs11_key *key = NULL;
+	lic_error error = {0};
+	/* the first line of a 0600 file */
+	pin_file_write(path, sizeof path, "pin", PIN "\nsecond line\n", strlen(PIN "\nsecond line\n"), 0600);
+	snprintf(uri, sizeof uri, TOKEN ";object=rsa-one?pin-source=%s", path);
+	pkcs11_key_free(open_key(uri, PKCS11_KEY_RSA));
+	pin_file_write(path, sizeof path, "pin", PIN, strlen(PIN), 0400);
+	pkcs11_key_free(open_key(uri, PKCS11_KEY_RSA));
+	/* readable by the group or by others: IO, like the KEK file */
+	static const mode_t loose[] = {0640, 0604, 0644, 0660};
+	for (size_t i = 0; i < sizeof loose / sizeof loose[0]; i++) {
+		pin_file_write(path, sizeof path, "pin", PIN "\n", strlen(PIN "\n"), loose[i]);
+		assert_int_equal(pkcs11_key_open(uri, MODULE, PKCS11_KEY_RSA, &key, &error), LIC_IO);
+		assert_non_null(strstr(error.message, "chmod 600"));
+		assert_null(key);
+	}
+	/* a PIN longer than 255 bytes is refused, not cut to its first 255 */
+	char longer[400];
+	memset(longer, '7', sizeof longer);
+	pin_file_write(path, sizeof path, "pin", longer, sizeof longer, 0600);
+	assert_int_equal(pkcs11_key_open(uri, MODULE, PKCS11_KEY_RSA, &key, &error), LIC_IO);
+	assert_non_null(strstr(error.message, "longer than 255"));
+	pin_file_write(path, sizeof path, "pin", longer, 256, 0600);
+	assert_int_equal(pkcs11_key_open(uri, MODULE, PKCS11_KEY_RSA, &key, &error), LIC_IO);
+	/* 255 bytes fit (and are the wrong PIN) */
+	pin_file_write(path, sizeof path, "pin", longer, 255, 0600);
+	assert_int_equal(pkcs11_key_open(uri, MODULE, PKCS11_KEY_RSA, &key, &error), LIC_INTERNAL);
+	assert_true(pkcs11_error_is_pin(&error));
+	/* empty, a directory, missing */
+	pin_file_write(path, sizeof path, "pin", "\n", 1, 0600);
+	assert_int_equal(pkcs11_key_open(uri, MODULE, PKCS11_KEY_RSA, &key, &error), LIC_IO);
+	snprintf(uri, sizeof uri, TOKEN ";object=rsa-one?pin-source=%s", directory);
+	assert_int_equal(pkcs11_key_open(uri, MODULE, PKCS11_KEY_RSA, &key, &error), LIC_IO);
+	snprintf(uri, sizeof uri, TOKEN ";object=rsa-one?pin-source=%s/none", directory);
+	assert_int_equal(pkcs11_key_open(uri, MODULE, PKCS11_KEY_RSA, &key, &error), LIC_IO);
+	assert_false(pkcs11_error_is_pin(&error));
+	assert_null(key);
+	unlink(path);
+}
+
+/* The token logs the application out (as a token restart or another
+ * application's C_Logout would): the key's next operation fails, the key
+ * says it is broken, and a key opened anew works. */
+static void test_broken_key(void **state)
+{
+	(void)state;
+	NEED_SOFTHSM();
+	struct pkcs11_key *key = open_key(RSA_URI, PKCS11_KEY_RSA);
+	uint8_t signature[512];
+	size_t signature_length = 0;
+	lic_error error = {0};
+	assert_int_equal(pkcs11_rsa_sign_sha256(key, (const uint8_t *)"x", 1, signature, sizeof signature,
+						&signature_length, &error),
+			 LIC_OK);
+	assert_false(pkcs11_key_broken(key));
+	/* the module is already loaded and initialised: log out through it */
+	void *handle = dlopen(MODULE, RTLD_NOW | RTLD_NOLOAD);
+	assert_non_null(handle);
+	CK_C_GetFunctionList get_function_list = NULL;
+	*(void **)&get_function_list = dlsym(handle, "C_GetFunctionList");
+	assert_non_null(get_function_list);
+	CK_FUNCTION_LIST_PTR functions = NULL;
+	assert_int_equal(get_function_list(&functions), CKR_OK);
+	CK_SLOT_ID slots[8];
+	CK_ULONG count = 8;
+	assert_int_equal(functions->C_GetSlotList(CK_TRUE, slots, &count), CKR_OK);
+	assert_true(count >= 1);
+	CK_SESSION_HANDLE session;
+	assert_int_equal(functions->C_OpenSession(slots[0], CKF_SERIAL_SESSION, NULL, NULL, &session),
+			 CKR_OK);
+	assert_int_equal(functions->C_Logout(session), CKR_OK);
+	assert_int_equal(functions->C_CloseSession(session), CKR_OK);
+	dlclose(handle);
+	lic_status status = pkcs11_rsa_sign_sha256(key, (const uint8_t *)"x", 1, signature, sizeof signature,
+						   &signature_length, &error);
+	assert_int_equal(status, LIC_INTERNAL);
+	print_message("after logout: %s\n", error.message);
+	assert_true(pkcs11_key_broken(key));
+	/* it stays broken */
+	assert_int_equal(pkcs11_rsa_sign_sha256(key, (const uint8_t *)"x", 1, signature, sizeof signature,
+						&signature_length, &error),
+			 LIC_INTERNAL);
+	assert_true(pkcs11_key_broken(key));
+	pkcs11_key_free(key);
+	/* opened anew: logs in again and works */
+	key = open_key(RSA_URI, PKCS11_KEY_RSA);
+	assert_int_equal(pkcs11_rsa_sign_sha256(key, (const uint8_t *)"x", 1, signature, sizeof signature,
+						&signature_length, &error),
+			 LIC_OK);
+	assert_false(pkcs11_key_broken(key));
+	pkcs11_key_free(key);
 }
 
 static void test_uri_with_module(void **state)
@@ -341,6 +514,7 @@ static void test_rsa_open_and_public_key(void **state)
 	assert_non_null(file);
 	fputs(PIN "\n", file);
 	fclose(file);
+	assert_int_equal(chmod(pin_path, 0600), 0);
 	char uri[512];
 	snprintf(uri, sizeof uri, TOKEN ";object=rsa-one?pin-source=%s", pin_path);
 	pkcs11_key_free(open_key(uri, PKCS11_KEY_RSA));
@@ -488,6 +662,16 @@ static void test_aes(void **state)
 	assert_int_equal(pkcs11_aes_decrypt(key, sealed, sealed_length - 1, &plain, &plain_length, &error),
 			 LIC_INTERNAL);
 	assert_int_equal(pkcs11_aes_decrypt(key, sealed, 3, &plain, &plain_length, &error), LIC_INTERNAL);
+	/* tag 2 (AES-CBC-PAD, unauthenticated) is not this key's mode: refused by
+	 * name before the token sees it, whatever follows the tag */
+	uint8_t cbc[1 + 16 + 48];
+	memset(cbc, 0x5a, sizeof cbc);
+	cbc[0] = 2;
+	plain = NULL;
+	assert_int_equal(pkcs11_aes_decrypt(key, cbc, sizeof cbc, &plain, &plain_length, &error),
+			 LIC_INTERNAL);
+	assert_non_null(strstr(error.message, "mode 2"));
+	assert_null(plain);
 	/* still fine afterwards */
 	assert_int_equal(pkcs11_aes_decrypt(key, sealed, sealed_length, &plain, &plain_length, &error),
 			 LIC_OK);
@@ -519,6 +703,8 @@ static void test_refusals(void **state)
 	assert_null(key);
 	assert_non_null(strstr(error.message, "CKR_PIN_INCORRECT"));
 	assert_null(strstr(error.message, "4321zq"));
+	/* recognisable, so that nobody retries it automatically */
+	assert_true(pkcs11_error_is_pin(&error));
 	/* no PIN at all */
 	assert_int_equal(pkcs11_key_open(TOKEN ";object=rsa-one", MODULE, PKCS11_KEY_RSA, &key, &error),
 			 LIC_USAGE);
@@ -527,6 +713,7 @@ static void test_refusals(void **state)
 	    pkcs11_key_open(TOKEN ";object=nobody?pin-value=" PIN, MODULE, PKCS11_KEY_RSA, &key, &error),
 	    LIC_UNKNOWN_KEY);
 	assert_null(strstr(error.message, PIN));
+	assert_false(pkcs11_error_is_pin(&error));
 	assert_int_equal(pkcs11_key_open(TOKEN ";object=rsa-one;id=%09?pin-value=" PIN, MODULE,
 					 PKCS11_KEY_RSA, &key, &error),
 			 LIC_UNKNOWN_KEY);
@@ -616,6 +803,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_uri_check),
+	    cmocka_unit_test(test_uri_check_storable),
 	    cmocka_unit_test(test_uri_redacted),
 	    cmocka_unit_test(test_uri_without_pin),
 	    cmocka_unit_test(test_uri_with_module),
@@ -626,6 +814,8 @@ int main(void)
 	    cmocka_unit_test(test_aes),
 	    cmocka_unit_test(test_refusals),
 	    cmocka_unit_test(test_concurrent_decrypts),
+	    cmocka_unit_test(test_pin_source),
+	    cmocka_unit_test(test_broken_key),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

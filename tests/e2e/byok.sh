@@ -87,6 +87,7 @@ check_eq "open gives the published content key" "$(cat doc-1.key)" "$(cat "$E2E_
 # ---- refusals that change nothing ----
 refuse UNKNOWN_KEY "a URI naming no object" lic tenant add fabrikam --byok "$TOKEN;object=missing$PIN"
 printf '0000\n' >wrong-pin.txt
+chmod 600 wrong-pin.txt
 refuse INTERNAL "a wrong PIN" lic tenant add fabrikam --byok "$TOKEN;object=other?pin-source=$E2E_TMP/wrong-pin.txt"
 check "the wrong PIN is not echoed" bash -c '! grep -q 0000 "$1"' _ "$E2E_ERR"
 refuse USAGE "a PIN in the URI would be stored: refused" lic tenant add fabrikam --byok "$TOKEN;object=other?pin-value=5678"

@@ -77,7 +77,7 @@ expect_fail STATE "keygen over an existing label" \
 check_eq "the refusal does not print the PIN" "" "$(grep -o 8642 "$E2E_ERR" || true)"
 expect_fail INTERNAL "a wrong PIN" \
 	lic pkcs11 show "$TOKEN;object=tenant-a-v1?pin-value=1111" --pkcs11-module "$MODULE"
-check_match "a wrong PIN: the CKR name" "CKR_PIN_INCORRECT" "$(cat "$E2E_ERR")"
+check_match "a wrong PIN: the CKR name" "the token refused the PIN: CKR_PIN_INCORRECT" "$(cat "$E2E_ERR")"
 check_eq "a wrong PIN is not printed" "" "$(grep -o 1111 "$E2E_ERR" || true)"
 expect_fail UNKNOWN_KEY "an unknown object" \
 	lic pkcs11 show "$TOKEN;object=nobody?pin-value=8642" --pkcs11-module "$MODULE"
@@ -85,6 +85,18 @@ expect_fail UNKNOWN_KEY "an unknown token" \
 	lic pkcs11 show "pkcs11:token=elsewhere;object=tenant-a-v1?pin-value=8642" --pkcs11-module "$MODULE"
 expect_fail IO "a missing PIN file" \
 	lic pkcs11 show "$TOKEN;object=tenant-a-v1?pin-source=$E2E_TMP/no-pin" --pkcs11-module "$MODULE"
+echo 8642 >loose-pin
+chmod 644 loose-pin
+expect_fail IO "a PIN file others can read" \
+	lic pkcs11 show "$TOKEN;object=tenant-a-v1?pin-source=$E2E_TMP/loose-pin" --pkcs11-module "$MODULE"
+check_match "a PIN file others can read: says chmod 600" "chmod 600" "$(cat "$E2E_ERR")"
+head -c 300 /dev/zero | tr '\0' 7 >long-pin
+chmod 600 long-pin
+expect_fail IO "a PIN longer than 255 bytes" \
+	lic pkcs11 show "$TOKEN;object=tenant-a-v1?pin-source=$E2E_TMP/long-pin" --pkcs11-module "$MODULE"
+expect_fail USAGE "whitespace hiding a pin-value" \
+	lic pkcs11 show "$TOKEN;object=tenant-a-v1; pin-value=8642" --pkcs11-module "$MODULE"
+check_eq "whitespace hiding a pin-value: the PIN is not printed" "" "$(grep -o 8642 "$E2E_ERR" || true)"
 expect_fail IO "a module that does not exist" \
 	lic pkcs11 show "$RSA_URI" --pkcs11-module "$E2E_TMP/libnothing.so"
 expect_fail USAGE "a relative module path" lic pkcs11 show "$RSA_URI" --pkcs11-module libsofthsm2.so
