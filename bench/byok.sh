@@ -32,6 +32,7 @@ printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level 
 export SOFTHSM2_CONF=$WORK/softhsm2.conf
 softhsm2-util --init-token --free --label licensor-bench --so-pin 1234 --pin 5678 >/dev/null
 printf '5678\n' >"$WORK/pin"
+chmod 600 "$WORK/pin"
 URI="pkcs11:token=licensor-bench;object=bench-v1?pin-source=$WORK/pin"
 "$LICENSOR" pkcs11 keygen "$URI" --rsa 2048 --pkcs11-module "$MODULE" >/dev/null
 OUT=bench/out/byok.jsonl
