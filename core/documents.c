@@ -332,12 +332,12 @@ static lic_status add_time_child(xmlNodePtr parent, const char *name, int64_t va
 	return xml_add_text_child(parent, name, text, NULL, error);
 }
 
-static lic_status serialize_compact(xmlDocPtr document, char **xml, size_t *length, lic_error *error)
+lic_status document_serialize(xmlDocPtr document, char **xml, size_t *length, lic_error *error)
 {
 	xmlChar *text = NULL;
 	int size = 0;
 	xmlDocDumpMemoryEnc(document, &text, &size, "UTF-8");
-	if (text == NULL)
+	if (text == NULL || size < 0)
 		return lic_error_set(error, LIC_INTERNAL, "cannot serialise XML");
 	char *copy = malloc((size_t)size + 1);
 	if (copy == NULL) {
@@ -398,7 +398,7 @@ lic_status publishing_license_write(const struct publish_request *request, EVP_P
 			  &wrapped_length, error));
 	LIC_TRY(xml_add_base64_child(root, "EnablingBits", wrapped, wrapped_length, &bits, error));
 	LIC_TRY(xml_set_attribute(bits, "Algorithm", ENABLING_BITS_ALGORITHM, error));
-	LIC_TRY(serialize_compact(document, xml, length, error));
+	LIC_TRY(document_serialize(document, xml, length, error));
 out:
 	free(wrapped);
 	xmlFreeDoc(document);
@@ -519,7 +519,7 @@ lic_status rights_account_certificate_write(const char *tenant, const char *prin
 	LIC_TRY(add_time_child(body, "NotBefore", not_before, error));
 	LIC_TRY(add_time_child(body, "NotAfter", not_after, error));
 	LIC_TRY(xml_signature_sign(document, signing_key, signing_key_id_hex, error));
-	LIC_TRY(serialize_compact(document, xml, length, error));
+	LIC_TRY(document_serialize(document, xml, length, error));
 out:
 	free(spki);
 	xmlFreeDoc(document);

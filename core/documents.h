@@ -165,6 +165,10 @@ lic_status oaep_unwrap(const struct version_key *private_key, const uint8_t *lab
 		       const uint8_t *ciphertext, size_t ciphertext_length,
 		       uint8_t content_key[CONTENT_KEY_LENGTH], lic_error *error);
 
+/* A document as UTF-8 text, written as it stands (no indentation added: a
+ * signed document must not change). *xml is new (free()), NUL-terminated. */
+lic_status document_serialize(xmlDocPtr document, char **xml, size_t *length, lic_error *error);
+
 /* A random UUID v4 string. */
 void document_new_uuid(char out[37]);
 

@@ -313,27 +313,6 @@ static void item_parse(struct item *item, xmlDocPtr rac_document, xmlNodePtr rac
 	item->pl_parsed = true;
 }
 
-static lic_status version_usable_for_unwrap(const struct tenant *tenant, const struct key_version *version,
-					    int64_t now, lic_error *error)
-{
-	switch (tenant_effective_state(tenant, version, now)) {
-	case LIC_KEY_STATE_ACTIVE:
-	case LIC_KEY_STATE_RETAINED:
-		return LIC_OK;
-	case LIC_KEY_STATE_REVOKED:
-		return lic_error_set(error, LIC_KEY_REVOKED, "version %u of tenant %s is revoked",
-				     version->number, tenant->name);
-	case LIC_KEY_STATE_DESTROYED:
-		return lic_error_set(error, LIC_KEY_DESTROYED, "version %u of tenant %s is destroyed",
-				     version->number, tenant->name);
-	case LIC_KEY_STATE_PENDING:
-		return lic_error_set(error, LIC_KEY_REVOKED,
-				     "version %u of tenant %s is pending: not in use yet", version->number,
-				     tenant->name);
-	}
-	return lic_error_set(error, LIC_INTERNAL, "unknown key state");
-}
-
 static EVP_PKEY *public_key_of(const struct key_version *version, lic_error *error)
 {
 	EVP_PKEY *key = NULL;
@@ -532,7 +511,7 @@ static void item_check(struct lic_engine *engine, const struct keyring_snapshot 
 		item_fail(item, LIC_UNKNOWN_KEY, "tenant %s never had the PL's key", tenant->name);
 		return;
 	}
-	if (version_usable_for_unwrap(tenant, version, now, error) != LIC_OK)
+	if (tenant_version_usable_for_unwrap(tenant, version, now, error) != LIC_OK)
 		return;
 	if (item->pl.content_valid_until != 0 && now > item->pl.content_valid_until) {
 		item_fail(item, LIC_PL_EXPIRED, "the content of this PL expired (ContentValidUntil) for %s",

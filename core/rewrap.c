@@ -60,25 +60,6 @@ static lic_status unwrap_content_key(const struct version_key *old_private_key, 
 
 /* ---- one document ---- */
 
-static lic_status serialize_document(xmlDocPtr document, char **out, size_t *out_length, lic_error *error)
-{
-	xmlChar *text = NULL;
-	int size = 0;
-	xmlDocDumpMemoryEnc(document, &text, &size, "UTF-8");
-	if (text == NULL || size < 0)
-		return lic_error_set(error, LIC_INTERNAL, "cannot serialise the rewrapped PL");
-	char *copy = malloc((size_t)size + 1);
-	if (copy == NULL) {
-		xmlFree(text);
-		return lic_error_set(error, LIC_INTERNAL, "out of memory");
-	}
-	memcpy(copy, text, (size_t)size + 1);
-	xmlFree(text);
-	*out = copy;
-	*out_length = (size_t)size;
-	return LIC_OK;
-}
-
 /* The output must read back as the same PL under the target: same tenant,
  * ids, times and policy, the target's key id, and a Body digest equal to
  * the label the content key was wrapped with. */
@@ -152,7 +133,7 @@ lic_status rewrap_document(const char *xml, size_t length, const char *tenant,
 		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
 	LIC_TRY(xml_child(root, "EnablingBits", false, &bits, error));
 	xmlNodeSetContent(bits, (const xmlChar *)encoded);
-	LIC_TRY(serialize_document(document, &result, &result_length, error));
+	LIC_TRY(document_serialize(document, &result, &result_length, error));
 	LIC_TRY(check_rewritten(result, result_length, &license, target, label, error));
 	*out = result;
 	*out_length = result_length;
@@ -285,27 +266,6 @@ out:
 	return status;
 }
 
-static lic_status version_usable(const struct tenant *tenant, const struct key_version *version, int64_t now,
-				 lic_error *error)
-{
-	switch (tenant_effective_state(tenant, version, now)) {
-	case LIC_KEY_STATE_ACTIVE:
-	case LIC_KEY_STATE_RETAINED:
-		return LIC_OK;
-	case LIC_KEY_STATE_REVOKED:
-		return lic_error_set(error, LIC_KEY_REVOKED, "version %u of tenant %s is revoked",
-				     version->number, tenant->name);
-	case LIC_KEY_STATE_DESTROYED:
-		return lic_error_set(error, LIC_KEY_DESTROYED, "version %u of tenant %s is destroyed",
-				     version->number, tenant->name);
-	case LIC_KEY_STATE_PENDING:
-		return lic_error_set(error, LIC_KEY_REVOKED,
-				     "version %u of tenant %s is pending: not in use yet", version->number,
-				     tenant->name);
-	}
-	return lic_error_set(error, LIC_INTERNAL, "unknown key state");
-}
-
 /* Phase 1 for one file: read it and find its version. */
 static lic_status check_item(const struct tenant *tenant, struct rewrap_item *item, int64_t now,
 			     lic_error *error)
@@ -325,7 +285,7 @@ static lic_status check_item(const struct tenant *tenant, struct rewrap_item *it
 	if (item->version == NULL)
 		LIC_FAIL(error, LIC_UNKNOWN_KEY, "tenant %s never had the PL's key %s", tenant->name,
 			 license.key_id_hex);
-	LIC_TRY(version_usable(tenant, item->version, now, error));
+	LIC_TRY(tenant_version_usable_for_unwrap(tenant, item->version, now, error));
 out:
 	if (license_read)
 		publishing_license_cleanup(&license);

@@ -69,10 +69,8 @@ static lic_status check_can_record(const struct admin_context *context, const ch
 	return audit_check_appendable(context->store->directory, error);
 }
 
-/* A rollout that completed by the clock is recorded by the next writer, with
- * its own audit event. */
-static lic_status record_settled(const struct admin_context *context, const char *tenant,
-				 const struct tenant_rollout *before, int64_t now, lic_error *error)
+lic_status admin_record_settled(const struct admin_context *context, const char *tenant,
+				const struct tenant_rollout *before, int64_t now, lic_error *error)
 {
 	char detail[128], completed[UTC_TIME_LENGTH];
 	utc_time_format(before->started_at + before->duration_s, completed);
@@ -102,7 +100,7 @@ static lic_status transact_detail(const struct admin_context *context, const cha
 	LIC_TRY(change(tenant, argument, now, error));
 	LIC_TRY(store_save_tenant(context->store, tenant, 0, error));
 	if (settled)
-		LIC_TRY(record_settled(context, name, &before, now, error));
+		LIC_TRY(admin_record_settled(context, name, &before, now, error));
 	LIC_TRY(record(context, action, name, version, reason, detail, now, error));
 out:
 	store_unlock(context->store);
@@ -298,7 +296,7 @@ lic_status admin_rekey(const struct admin_context *context, const char *name,
 	version_owned = false;
 	LIC_TRY(store_save_tenant(context->store, tenant, 0, error));
 	if (settled)
-		LIC_TRY(record_settled(context, name, &before, now, error));
+		LIC_TRY(admin_record_settled(context, name, &before, now, error));
 	char duration[32];
 	snprintf(duration, sizeof duration, "%llds", (long long)tenant->rollout.duration_s);
 	if (request->pending)

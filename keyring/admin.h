@@ -46,6 +46,12 @@ lic_status admin_activate(const struct admin_context *context, const char *tenan
 lic_status admin_tenant_super_user(const struct admin_context *context, const char *tenant,
 				   const char *address, bool add, lic_error *error);
 
+/* A rollout that completed by the clock (lifecycle_settle changed `before`)
+ * is recorded by the next writer of the tenant, with its own audit event
+ * "rollout-complete". Writers outside admin.c (import) call it too. */
+lic_status admin_record_settled(const struct admin_context *context, const char *tenant,
+				const struct tenant_rollout *before, int64_t now, lic_error *error);
+
 /* Reads a tenant for display, with a completed rollout applied in memory only. */
 lic_status admin_load_tenant(const struct admin_context *context, const char *tenant, struct tenant **out,
 			     lic_error *error);

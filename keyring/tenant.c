@@ -221,3 +221,24 @@ const struct key_version *tenant_signing_version(const struct tenant *tenant, in
 	}
 	return NULL;
 }
+
+lic_status tenant_version_usable_for_unwrap(const struct tenant *tenant, const struct key_version *version,
+					      int64_t now, lic_error *error)
+{
+	switch (tenant_effective_state(tenant, version, now)) {
+	case LIC_KEY_STATE_ACTIVE:
+	case LIC_KEY_STATE_RETAINED:
+		return LIC_OK;
+	case LIC_KEY_STATE_REVOKED:
+		return lic_error_set(error, LIC_KEY_REVOKED, "version %u of tenant %s is revoked",
+				     version->number, tenant->name);
+	case LIC_KEY_STATE_DESTROYED:
+		return lic_error_set(error, LIC_KEY_DESTROYED, "version %u of tenant %s is destroyed",
+				     version->number, tenant->name);
+	case LIC_KEY_STATE_PENDING:
+		return lic_error_set(error, LIC_KEY_REVOKED,
+				     "version %u of tenant %s is pending: not in use yet", version->number,
+				     tenant->name);
+	}
+	return lic_error_set(error, LIC_INTERNAL, "unknown key state");
+}

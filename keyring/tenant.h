@@ -124,6 +124,12 @@ bool tenant_state_depends_on_clock(const struct tenant *tenant, const struct key
 lic_key_state tenant_effective_state(const struct tenant *tenant, const struct key_version *version,
 				     int64_t now);
 
+/* Whether `version` may unwrap content at `now`: LIC_OK for active and
+ * retained (compromised included); KEY_REVOKED for revoked and pending,
+ * KEY_DESTROYED for destroyed, each with a sentence naming the version. */
+lic_status tenant_version_usable_for_unwrap(const struct tenant *tenant, const struct key_version *version,
+					    int64_t now, lic_error *error);
+
 /* The version that signs licenses: the newest effective-active, not
  * compromised version; NULL when there is none (all issuance stops). */
 const struct key_version *tenant_signing_version(const struct tenant *tenant, int64_t now);

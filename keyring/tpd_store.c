@@ -49,24 +49,6 @@ static lic_status record(const struct admin_context *context, const char *action
 	return audit_append(context->store->directory, &event, now, error);
 }
 
-/* A rollout that completed by the clock gets its own event, as in admin.c. */
-static lic_status record_settled(const struct admin_context *context, const char *tenant,
-				 const struct tenant_rollout *before, int64_t now, lic_error *error)
-{
-	char detail[128], completed[UTC_TIME_LENGTH];
-	utc_time_format(before->started_at + before->duration_s, completed);
-	snprintf(detail, sizeof detail, "rollout from version %u to %u completed at %s", before->from_version,
-		 before->to_version, completed);
-	struct audit_event event = {
-	    .actor = context->actor ? context->actor : "unknown",
-	    .action = "rollout-complete",
-	    .tenant = tenant,
-	    .version = before->to_version,
-	    .detail = detail,
-	};
-	return audit_append(context->store->directory, &event, now, error);
-}
-
 lic_status tpd_file_write_new(const char *path, const void *data, size_t length, lic_error *error)
 {
 	lic_status status = LIC_OK;
@@ -242,7 +224,7 @@ lic_status tpd_import_to_store(const struct admin_context *context, const char *
 	LIC_TRY(tpd_import_into_tenant(tenant, context->store->kek, contents, now, &first, error));
 	LIC_TRY(store_save_tenant(context->store, tenant, 0, error));
 	if (settled)
-		LIC_TRY(record_settled(context, name, &before, now, error));
+		LIC_TRY(admin_record_settled(context, name, &before, now, error));
 	size_t size = contents->key_count * 24 + 1, at = 0;
 	list = malloc(size);
 	if (list == NULL)
