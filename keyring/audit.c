@@ -372,6 +372,9 @@ static lic_status read_head(const char *path, struct audit_head *head, lic_error
 	char genesis[SHA256_HEX_LENGTH + 1];
 
 	memset(head, 0, sizeof *head);
+	/* Absent means this open failed with ENOENT; file_read_all's other IO
+	 * refusals (not a regular file) leave errno as it was. */
+	errno = 0;
 	status = file_read_all(path, AUDIT_HEAD_MAX, &text, &length, &read_error);
 	if (status == LIC_IO && errno == ENOENT) {
 		status = LIC_OK;

@@ -533,6 +533,24 @@ static void test_malformed_head_is_refused(void **state)
 	assert_verify_malformed(directory, "audit.head is malformed", NULL);
 }
 
+/* An audit.head that is not a file is refused as such, not read as absent,
+ * whatever errno held before (a stale ENOENT once made it "absent"). */
+static void test_head_that_is_not_a_file_is_refused(void **state)
+{
+	const char *directory = *state;
+	append_three(directory);
+	char path[512];
+	snprintf(path, sizeof path, "%s/audit.head", directory);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mkdir(path, 0700), 0);
+	struct audit_report report;
+	lic_error error = {0};
+	errno = ENOENT;
+	assert_int_equal(audit_verify(directory, &report, &error), LIC_IO);
+	assert_non_null(strstr(error.message, "not a regular file"));
+	assert_int_equal(rmdir(path), 0);
+}
+
 static void test_too_long_line_is_refused(void **state)
 {
 	const char *directory = *state;
@@ -638,6 +656,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_crash_before_first_line_is_accepted, make_store,
 					    remove_store),
 	    cmocka_unit_test_setup_teardown(test_malformed_head_is_refused, make_store, remove_store),
+	    cmocka_unit_test_setup_teardown(test_head_that_is_not_a_file_is_refused, make_store, remove_store),
 	    cmocka_unit_test_setup_teardown(test_too_long_line_is_refused, make_store, remove_store),
 	    cmocka_unit_test_setup_teardown(test_too_large_event_is_refused_before_any_write, make_store,
 					    remove_store),
