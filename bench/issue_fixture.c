@@ -195,9 +195,10 @@ lic_status issue_fixture_new(size_t pl_count, issue_fixture **out, lic_error *er
 	LIC_TRY(key_material_generate(KEY_ALGORITHM_RSA_2048, &fixture->reader_key, error));
 	LIC_TRY(key_material_public_der(fixture->reader_key, &fixture->reader_spki,
 					&fixture->reader_spki_length, error));
-	LIC_TRY(rights_account_certificate_write(
-	    TENANT, READER, fixture->reader_key, now - 60, now + (int64_t)RAC_DAYS * 86400,
-	    VERSION_KEY_OF(fixture->tenant_private), version->key_id_hex, &fixture->rac, &fixture->rac_length, error));
+	LIC_TRY(rights_account_certificate_write(TENANT, READER, fixture->reader_key, now - 60,
+						 now + (int64_t)RAC_DAYS * 86400,
+						 VERSION_KEY_OF(fixture->tenant_private), version->key_id_hex,
+						 &fixture->rac, &fixture->rac_length, error));
 	LIC_TRY(xml_document_parse(fixture->rac, fixture->rac_length, DOCUMENT_MAX_BYTES,
 				   &fixture->rac_document, error));
 
@@ -285,9 +286,9 @@ lic_status issue_fixture_private_key(issue_fixture *fixture, EVP_PKEY **out, lic
 lic_status issue_fixture_unwrap(issue_fixture *fixture, lic_error *error)
 {
 	uint8_t content_key[CONTENT_KEY_LENGTH];
-	lic_status status =
-	    oaep_unwrap(VERSION_KEY_OF(fixture->tenant_private), fixture->pl0.body_digest, sizeof fixture->pl0.body_digest,
-			fixture->pl0.enabling_bits, fixture->pl0.enabling_bits_length, content_key, error);
+	lic_status status = oaep_unwrap(VERSION_KEY_OF(fixture->tenant_private), fixture->pl0.body_digest,
+					sizeof fixture->pl0.body_digest, fixture->pl0.enabling_bits,
+					fixture->pl0.enabling_bits_length, content_key, error);
 	if (status == LIC_OK && CRYPTO_memcmp(content_key, fixture->content_key, CONTENT_KEY_LENGTH) != 0)
 		status = lic_error_set(error, LIC_INTERNAL, "the unwrap gave another content key");
 	OPENSSL_cleanse(content_key, sizeof content_key);

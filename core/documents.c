@@ -498,8 +498,9 @@ void rights_account_certificate_cleanup(struct rights_account_certificate *rac)
 
 lic_status rights_account_certificate_write(const char *tenant, const char *principal,
 					    EVP_PKEY *user_public_key, int64_t not_before, int64_t not_after,
-					    const struct version_key *signing_key, const char *signing_key_id_hex, char **xml,
-					    size_t *length, lic_error *error)
+					    const struct version_key *signing_key,
+					    const char *signing_key_id_hex, char **xml, size_t *length,
+					    lic_error *error)
 {
 	lic_status status = LIC_OK;
 	xmlDocPtr document = xmlNewDoc((const xmlChar *)"1.0");
@@ -592,8 +593,9 @@ lic_status use_license_open(const struct use_license *license, EVP_PKEY *user_pr
 			    uint8_t content_key[CONTENT_KEY_LENGTH], lic_error *error)
 {
 	lic_status status =
-	    oaep_unwrap(VERSION_KEY_OF(user_private_key), (const uint8_t *)license->license_id, strlen(license->license_id),
-			license->enabling_bits, license->enabling_bits_length, content_key, error);
+	    oaep_unwrap(VERSION_KEY_OF(user_private_key), (const uint8_t *)license->license_id,
+			strlen(license->license_id), license->enabling_bits, license->enabling_bits_length,
+			content_key, error);
 	if (status == LIC_PL_INTEGRITY)
 		return lic_error_set(
 		    error, LIC_PL_INTEGRITY,

@@ -107,8 +107,9 @@ void rights_account_certificate_cleanup(struct rights_account_certificate *rac);
 
 lic_status rights_account_certificate_write(const char *tenant, const char *principal,
 					    EVP_PKEY *user_public_key, int64_t not_before, int64_t not_after,
-					    const struct version_key *signing_key, const char *signing_key_id_hex, char **xml,
-					    size_t *length, lic_error *error);
+					    const struct version_key *signing_key,
+					    const char *signing_key_id_hex, char **xml, size_t *length,
+					    lic_error *error);
 
 /* ---- Use license ---- */
 

@@ -121,7 +121,7 @@ struct worker_key {
 struct worker_key_failure {
 	char tenant[TENANT_NAME_MAX + 1];
 	uint8_t key_id[KEY_ID_LENGTH];
-	int64_t retry_at;   /* monotonic seconds */
+	int64_t retry_at; /* monotonic seconds */
 	int64_t backoff_s;
 	bool pin_refused;
 	lic_error error;
@@ -165,7 +165,7 @@ struct lic_engine {
 	struct key_usage_table *key_usage; /* private-key operations by version, for metrics */
 	bool log_internal_errors;
 	atomic_int_fast64_t internal_logged_at; /* second of the last INTERNAL line on stderr */
-	atomic_uint_fast64_t internal_unlogged;  /* INTERNAL errors since then not written */
+	atomic_uint_fast64_t internal_unlogged; /* INTERNAL errors since then not written */
 	struct {
 		atomic_uint_fast64_t licenses_issued, errors, requests_refused, batches, batched_jobs,
 		    private_key_operations, pl_cache_hits, pl_cache_misses, rac_cache_hits, rac_cache_misses,
@@ -217,8 +217,8 @@ static struct worker_key_failure *worker_find_failure(struct worker *worker, con
 	return NULL;
 }
 
-static void worker_note_failure(struct worker *worker, const char *tenant, const uint8_t key_id[KEY_ID_LENGTH],
-				const lic_error *error)
+static void worker_note_failure(struct worker *worker, const char *tenant,
+				const uint8_t key_id[KEY_ID_LENGTH], const lic_error *error)
 {
 	struct worker_key_failure *failure = worker_find_failure(worker, tenant, key_id);
 	if (failure == NULL) {

@@ -51,7 +51,8 @@ static lic_status open_old_key(const struct store *store, const char *tenant,
 }
 
 /* The content key of `license` into content_key (secure memory of the caller). */
-static lic_status unwrap_content_key(const struct version_key *old_private_key, const struct publishing_license *license,
+static lic_status unwrap_content_key(const struct version_key *old_private_key,
+				     const struct publishing_license *license,
 				     uint8_t content_key[CONTENT_KEY_LENGTH], lic_error *error)
 {
 	return oaep_unwrap(old_private_key, license->body_digest, sizeof license->body_digest,
@@ -93,9 +94,8 @@ out:
 }
 
 lic_status rewrap_document(const char *xml, size_t length, const char *tenant,
-			   const struct version_key *old_private_key,
-			   const struct rewrap_target *target, char **out, size_t *out_length,
-			   lic_error *error)
+			   const struct version_key *old_private_key, const struct rewrap_target *target,
+			   char **out, size_t *out_length, lic_error *error)
 {
 	lic_status status = LIC_OK;
 	xmlDocPtr document = NULL;

@@ -46,9 +46,8 @@ struct rewrap_target {
  * document, USAGE for a PL of another tenant, PL_INTEGRITY when the content
  * key does not unwrap (an altered Body or EnablingBits, or the wrong key). */
 lic_status rewrap_document(const char *xml, size_t length, const char *tenant,
-			   const struct version_key *old_private_key,
-			   const struct rewrap_target *target, char **out, size_t *out_length,
-			   lic_error *error);
+			   const struct version_key *old_private_key, const struct rewrap_target *target,
+			   char **out, size_t *out_length, lic_error *error);
 
 /* How many PLs came from one old version. */
 struct rewrap_source_count {

@@ -671,9 +671,9 @@ lic_status xml_signature_sign(xmlDocPtr document, const struct version_key *key,
 	 * that a token key can hash and sign it in one call. */
 	struct c14n_selection signed_info_only = {.subtree = signed_info, .subtree_visible = true};
 	LIC_TRY(c14n_run(document, &signed_info_only, &canonical_signed_info, error));
-	LIC_TRY(version_key_sign_sha256(key, canonical_signed_info.data != NULL ? (const uint8_t *)canonical_signed_info.data : digest,
-					canonical_signed_info.length, &signature_bytes, &signature_length,
-					error));
+	LIC_TRY(version_key_sign_sha256(
+	    key, canonical_signed_info.data != NULL ? (const uint8_t *)canonical_signed_info.data : digest,
+	    canonical_signed_info.length, &signature_bytes, &signature_length, error));
 	LIC_TRY(set_base64_text(signature_value, signature_bytes, signature_length, error));
 out:
 	if (status != LIC_OK && signature != NULL) {

@@ -114,8 +114,8 @@ static lic_status world_parse(const char *data, size_t length, struct world *wor
 		world->kek_uri = strdup(text);
 		if (world->kek_uri == NULL)
 			LIC_FAIL(error, LIC_INTERNAL, "out of memory");
-		LIC_TRY(xml_child_base64(node, "WrappedKek", false, &world->wrapped_kek, &world->wrapped_kek_length,
-					 error));
+		LIC_TRY(xml_child_base64(node, "WrappedKek", false, &world->wrapped_kek,
+					 &world->wrapped_kek_length, error));
 	} else {
 		LIC_FAIL(error, LIC_UNSUPPORTED_VERSION, "world.xml: KEK source '%.16s' is not supported",
 			 text);
@@ -156,8 +156,8 @@ static lic_status world_serialize(const struct world *world, char **out, size_t 
 	} else if (world->kek_source == KEK_SOURCE_PKCS11) {
 		LIC_TRY(xml_set_attribute(node, "Source", "pkcs11", error));
 		LIC_TRY(xml_set_attribute(node, "Uri", world->kek_uri, error));
-		LIC_TRY(xml_add_base64_child(node, "WrappedKek", world->wrapped_kek, world->wrapped_kek_length, NULL,
-					     error));
+		LIC_TRY(xml_add_base64_child(node, "WrappedKek", world->wrapped_kek,
+					     world->wrapped_kek_length, NULL, error));
 	} else {
 		LIC_TRY(xml_set_attribute(node, "Source", "passphrase", error));
 		LIC_TRY(xml_set_attribute_u64(node, "ScryptN", world->scrypt.n, error));
@@ -249,7 +249,8 @@ lic_status store_init(const struct store_options *options, struct store **out, l
 
 	if (options->pkcs11_uri != NULL) {
 		if (options->passphrase_file != NULL || options->kek_file != NULL)
-			LIC_FAIL(error, LIC_USAGE, "give one KEK source: --pkcs11, --kek-file or --passphrase-file");
+			LIC_FAIL(error, LIC_USAGE,
+				 "give one KEK source: --pkcs11, --kek-file or --passphrase-file");
 		store->world.kek_source = KEK_SOURCE_PKCS11;
 		LIC_TRY(pkcs11_uri_check_storable(options->pkcs11_uri, error));
 		if (options->pkcs11_module != NULL)
@@ -348,13 +349,14 @@ lic_status store_open(const struct store_options *options, struct store **out, l
 		lic_error token_error = {0};
 		if (pkcs11_key_open(store->world.kek_uri, options->pkcs11_module, PKCS11_KEY_AES, &token,
 				    &token_error) != LIC_OK ||
-		    kek_from_token(token, store->world.wrapped_kek, store->world.wrapped_kek_length, &store->kek,
-				   &token_error) != LIC_OK) {
+		    kek_from_token(token, store->world.wrapped_kek, store->world.wrapped_kek_length,
+				   &store->kek, &token_error) != LIC_OK) {
 			char redacted[PKCS11_URI_MAX];
 			pkcs11_uri_redacted(store->world.kek_uri, redacted, sizeof redacted);
-			LIC_FAIL(error, token_error.status == LIC_USAGE ? LIC_USAGE : LIC_INTERNAL,
-				 "the KEK of store %s is guarded by the token key %s, which cannot unwrap it: %s",
-				 options->directory, redacted, token_error.message);
+			LIC_FAIL(
+			    error, token_error.status == LIC_USAGE ? LIC_USAGE : LIC_INTERNAL,
+			    "the KEK of store %s is guarded by the token key %s, which cannot unwrap it: %s",
+			    options->directory, redacted, token_error.message);
 		}
 	} else if (options->passphrase_file != NULL || store->world.kek_source == KEK_SOURCE_PASSPHRASE) {
 		if (store->world.kek_source != KEK_SOURCE_PASSPHRASE)

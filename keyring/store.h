@@ -31,8 +31,8 @@ struct world {
 	char store_id[STORE_ID_LENGTH];
 	int64_t created_at;
 	enum kek_source kek_source;
-	char *kek_path; /* absolute; KEK_SOURCE_FILE only */
-	char *kek_uri;  /* KEK_SOURCE_PKCS11: the token AES key (RFC 7512 URI) */
+	char *kek_path;       /* absolute; KEK_SOURCE_FILE only */
+	char *kek_uri;        /* KEK_SOURCE_PKCS11: the token AES key (RFC 7512 URI) */
 	uint8_t *wrapped_kek; /* KEK_SOURCE_PKCS11: the KEK wrapped by that key */
 	size_t wrapped_kek_length;
 	uint8_t salt[KEK_SALT_LENGTH];
@@ -52,8 +52,9 @@ struct store_options {
 	const char *kek_file;        /* init: where to create/read the KEK; open: overrides world.xml */
 	const char *passphrase_file; /* a passphrase store: the file holding it */
 	const char *pkcs11_uri;      /* init: the token AES key that guards the KEK */
-	const char *pkcs11_module;   /* init/open: the module (else LICENSOR_PKCS11_MODULE, the URI's, p11-kit) */
-	const lic_clock *clock;      /* init: creation time; NULL = system */
+	const char
+	    *pkcs11_module;     /* init/open: the module (else LICENSOR_PKCS11_MODULE, the URI's, p11-kit) */
+	const lic_clock *clock; /* init: creation time; NULL = system */
 };
 
 /* The KEK file used when init gets neither flag: "<store>.kek", beside the store. */

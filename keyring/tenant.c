@@ -223,7 +223,7 @@ const struct key_version *tenant_signing_version(const struct tenant *tenant, in
 }
 
 lic_status tenant_version_usable_for_unwrap(const struct tenant *tenant, const struct key_version *version,
-					      int64_t now, lic_error *error)
+					    int64_t now, lic_error *error)
 {
 	switch (tenant_effective_state(tenant, version, now)) {
 	case LIC_KEY_STATE_ACTIVE:

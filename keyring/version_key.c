@@ -151,7 +151,8 @@ lic_status version_key_sign_sha256(const struct version_key *key, const uint8_t 
 	if (bytes == NULL)
 		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
 	if (key->token != NULL) {
-		LIC_TRY(pkcs11_rsa_sign_sha256(key->token, message, length, bytes, capacity, &written, error));
+		LIC_TRY(
+		    pkcs11_rsa_sign_sha256(key->token, message, length, bytes, capacity, &written, error));
 	} else {
 		md = EVP_MD_CTX_new();
 		if (md == NULL || EVP_DigestSignInit(md, &key_context, EVP_sha256(), NULL, key->evp) != 1 ||

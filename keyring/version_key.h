@@ -26,8 +26,8 @@
 #include "tenant.h"
 
 struct version_key {
-	EVP_PKEY *evp;             /* managed: the private key; else NULL */
-	struct pkcs11_key *token;  /* BYOK: the key in the token; else NULL */
+	EVP_PKEY *evp;            /* managed: the private key; else NULL */
+	struct pkcs11_key *token; /* BYOK: the key in the token; else NULL */
 };
 
 /* A version_key over an EVP_PKEY the caller owns (tests, user keys). */

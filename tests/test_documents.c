@@ -100,12 +100,12 @@ static void test_pl_round_trip(void **state)
 			 LIC_OK);
 	assert_memory_equal(unwrapped, content_key, CONTENT_KEY_LENGTH);
 	/* Another key, or another label, does not unwrap it. */
-	assert_int_equal(oaep_unwrap(VERSION_KEY_OF(other_key), pl.body_digest, 32, pl.enabling_bits, pl.enabling_bits_length,
-				     unwrapped, &error),
+	assert_int_equal(oaep_unwrap(VERSION_KEY_OF(other_key), pl.body_digest, 32, pl.enabling_bits,
+				     pl.enabling_bits_length, unwrapped, &error),
 			 LIC_PL_INTEGRITY);
 	uint8_t wrong_label[32] = {0};
-	assert_int_equal(oaep_unwrap(VERSION_KEY_OF(tenant_key), wrong_label, 32, pl.enabling_bits, pl.enabling_bits_length,
-				     unwrapped, &error),
+	assert_int_equal(oaep_unwrap(VERSION_KEY_OF(tenant_key), wrong_label, 32, pl.enabling_bits,
+				     pl.enabling_bits_length, unwrapped, &error),
 			 LIC_PL_INTEGRITY);
 	publishing_license_cleanup(&pl);
 	free(xml);
@@ -262,8 +262,8 @@ static void test_rac_standalone_and_embedded(void **state)
 	size_t length = 0;
 	lic_error error = {0};
 	assert_int_equal(rights_account_certificate_write("contoso", "Bob@Contoso.com", user_key, 1795000000,
-							  1797000000, VERSION_KEY_OF(tenant_key), tenant_key_id, &xml,
-							  &length, &error),
+							  1797000000, VERSION_KEY_OF(tenant_key),
+							  tenant_key_id, &xml, &length, &error),
 			 LIC_OK);
 	xmlDocPtr document = NULL;
 	struct rights_account_certificate rac;
@@ -327,7 +327,8 @@ static void test_use_license_opens_with_the_user_key_only(void **state)
 	fields.enabling_bits = wrapped;
 	fields.enabling_bits_length = wrapped_length;
 	xmlDocPtr document = NULL;
-	assert_int_equal(use_license_build(&fields, VERSION_KEY_OF(tenant_key), tenant_key_id, &document, &error), LIC_OK);
+	assert_int_equal(
+	    use_license_build(&fields, VERSION_KEY_OF(tenant_key), tenant_key_id, &document, &error), LIC_OK);
 	assert_int_equal(xml_signature_verify(document, tenant_key, &error), LIC_OK);
 	xmlChar *text = NULL;
 	int length = 0;

@@ -68,8 +68,8 @@ static void make_rac(struct world_fixture *fixture, const char *principal, EVP_P
 	    store_open_private_key(fixture->writer->kek, "contoso", signing, &signing_key, &error), LIC_OK);
 	int64_t now = lic_clock_now(lic_clock_system());
 	assert_int_equal(rights_account_certificate_write("contoso", principal, user, now - 60, now + 86400,
-							  VERSION_KEY_OF(signing_key), signing->key_id_hex, xml, length,
-							  &error),
+							  VERSION_KEY_OF(signing_key), signing->key_id_hex,
+							  xml, length, &error),
 			 LIC_OK);
 	EVP_PKEY_free(signing_key);
 	tenant_free(tenant);
@@ -793,8 +793,8 @@ static void test_unreachable_token_is_not_retried_per_request(void **state)
 				      .state_before_revoke = LIC_KEY_STATE_RETAINED,
 				      .created_at = 1,
 				      .retained_at = 1};
-	assert_int_equal(key_material_public_der(token_public, &version.public_key_der, &version.public_key_length,
-						 &error),
+	assert_int_equal(key_material_public_der(token_public, &version.public_key_der,
+						 &version.public_key_length, &error),
 			 LIC_OK);
 	key_id_of_spki(version.public_key_der, version.public_key_length, version.key_id);
 	for (int i = 0; i < KEY_ID_LENGTH; i++)
@@ -823,8 +823,9 @@ static void test_unreachable_token_is_not_retried_per_request(void **state)
 	uint8_t content_key[CONTENT_KEY_LENGTH] = {0};
 	char *pl = NULL;
 	size_t pl_length = 0;
-	assert_int_equal(publishing_license_write(&publish, token_public, tenant_version(tenant, 2)->key_id_hex,
-						  content_key, &pl, &pl_length, &error),
+	assert_int_equal(publishing_license_write(&publish, token_public,
+						  tenant_version(tenant, 2)->key_id_hex, content_key, &pl,
+						  &pl_length, &error),
 			 LIC_OK);
 
 	int watch = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -876,7 +877,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_key_usage_counts_operations_by_version, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_key_usage_is_bounded, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tick_writes_due_compromised_uses, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_unreachable_token_is_not_retried_per_request, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unreachable_token_is_not_retried_per_request, setup,
+					    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -122,7 +122,8 @@ static void test_rewrap_keeps_policy_and_content_key(void **state)
 	publish("contoso", "doc-1", old_key, old_key_id, content_key, &xml, &length);
 	struct rewrap_target target = {.public_key = new_key};
 	memcpy(target.key_id_hex, new_key_id, sizeof target.key_id_hex);
-	assert_int_equal(rewrap_document(xml, length, "contoso", VERSION_KEY_OF(old_key), &target, &out, &out_length, &error),
+	assert_int_equal(rewrap_document(xml, length, "contoso", VERSION_KEY_OF(old_key), &target, &out,
+					 &out_length, &error),
 			 LIC_OK);
 	assert_int_equal(strlen(out), out_length);
 
@@ -209,8 +210,8 @@ static void test_rewrap_keeps_layout(void **state)
 	memcpy(target.key_id_hex, new_key_id, sizeof target.key_id_hex);
 	char *out = NULL;
 	size_t out_length = 0;
-	assert_int_equal(rewrap_document(document_text, strlen(document_text), "contoso", VERSION_KEY_OF(old_key), &target,
-					 &out, &out_length, &error),
+	assert_int_equal(rewrap_document(document_text, strlen(document_text), "contoso",
+					 VERSION_KEY_OF(old_key), &target, &out, &out_length, &error),
 			 LIC_OK);
 	assert_non_null(strstr(out, "<!-- hand-made -->\n    <Tenant>contoso</Tenant>"));
 	struct publishing_license after;
@@ -243,8 +244,8 @@ static void test_rewrap_refusals(void **state)
 	char *rights = strstr(tampered, "Rights=\"VIEW PRINT\"");
 	assert_non_null(rights);
 	memcpy(rights, "Rights=\"VIEW EDIT\" ", strlen("Rights=\"VIEW PRINT\""));
-	assert_int_equal(rewrap_document(tampered, strlen(tampered), "contoso", VERSION_KEY_OF(old_key), &target, &out,
-					 &out_length, &error),
+	assert_int_equal(rewrap_document(tampered, strlen(tampered), "contoso", VERSION_KEY_OF(old_key),
+					 &target, &out, &out_length, &error),
 			 LIC_PL_INTEGRITY);
 	assert_null(out);
 	free(tampered);
@@ -255,25 +256,27 @@ static void test_rewrap_refusals(void **state)
 	assert_non_null(bits);
 	bits += strlen("RSA-OAEP-SHA256\">");
 	bits[10] = bits[10] == 'A' ? 'B' : 'A';
-	assert_int_equal(rewrap_document(tampered, strlen(tampered), "contoso", VERSION_KEY_OF(old_key), &target, &out,
-					 &out_length, &error),
+	assert_int_equal(rewrap_document(tampered, strlen(tampered), "contoso", VERSION_KEY_OF(old_key),
+					 &target, &out, &out_length, &error),
 			 LIC_PL_INTEGRITY);
 	free(tampered);
 
 	/* The wrong old key. */
-	assert_int_equal(
-	    rewrap_document(xml, length, "contoso", VERSION_KEY_OF(other_key), &target, &out, &out_length, &error),
-	    LIC_PL_INTEGRITY);
+	assert_int_equal(rewrap_document(xml, length, "contoso", VERSION_KEY_OF(other_key), &target, &out,
+					 &out_length, &error),
+			 LIC_PL_INTEGRITY);
 	/* Another tenant's PL. */
-	assert_int_equal(
-	    rewrap_document(xml, length, "fabrikam", VERSION_KEY_OF(old_key), &target, &out, &out_length, &error), LIC_USAGE);
+	assert_int_equal(rewrap_document(xml, length, "fabrikam", VERSION_KEY_OF(old_key), &target, &out,
+					 &out_length, &error),
+			 LIC_USAGE);
 	assert_non_null(strstr(error.message, "contoso"));
 	/* Not a PL at all. */
 	const char *garbage = "<UseLicense xmlns=\"urn:licensor:v1\" Version=\"1\"/>";
-	assert_int_equal(
-	    rewrap_document(garbage, strlen(garbage), "contoso", VERSION_KEY_OF(old_key), &target, &out, &out_length, &error),
-	    LIC_MALFORMED);
-	assert_int_equal(rewrap_document("junk", 4, "contoso", VERSION_KEY_OF(old_key), &target, &out, &out_length, &error),
+	assert_int_equal(rewrap_document(garbage, strlen(garbage), "contoso", VERSION_KEY_OF(old_key),
+					 &target, &out, &out_length, &error),
+			 LIC_MALFORMED);
+	assert_int_equal(rewrap_document("junk", 4, "contoso", VERSION_KEY_OF(old_key), &target, &out,
+					 &out_length, &error),
 			 LIC_MALFORMED);
 	assert_null(out);
 	free(xml);

@@ -504,13 +504,15 @@ static void test_sign_then_verify(void **state)
 	char key_name[33] = "unchanged";
 	assert_int_equal(xml_signature_key_name(document, key_name, &error), LIC_RAC_INVALID);
 	assert_string_equal(key_name, "");
-	assert_int_equal(xml_signature_sign(document, VERSION_KEY_OF(signing_key), signing_key_id, &error), LIC_OK);
+	assert_int_equal(xml_signature_sign(document, VERSION_KEY_OF(signing_key), signing_key_id, &error),
+			 LIC_OK);
 	assert_int_equal(xml_signature_key_name(document, key_name, &error), LIC_OK);
 	assert_string_equal(key_name, signing_key_id);
 	assert_int_equal(xml_signature_verify(document, signing_key, &error), LIC_OK);
 	/* Signing twice is a caller bug, and changes nothing. */
 	char *before = serialize(document);
-	assert_int_equal(xml_signature_sign(document, VERSION_KEY_OF(signing_key), signing_key_id, &error), LIC_INTERNAL);
+	assert_int_equal(xml_signature_sign(document, VERSION_KEY_OF(signing_key), signing_key_id, &error),
+			 LIC_INTERNAL);
 	char *after = serialize(document);
 	assert_string_equal(before, after);
 	free(before);
@@ -531,13 +533,15 @@ static void test_sign_refuses_bad_arguments(void **state)
 	(void)state;
 	xmlDocPtr document = parse(SAMPLE);
 	lic_error error = {0};
-	assert_int_equal(
-	    xml_signature_sign(document, VERSION_KEY_OF(signing_key), "ABCDEF0123456789ABCDEF0123456789", &error),
-	    LIC_INTERNAL);
-	assert_int_equal(xml_signature_sign(document, VERSION_KEY_OF(signing_key), "0123", &error), LIC_INTERNAL);
+	assert_int_equal(xml_signature_sign(document, VERSION_KEY_OF(signing_key),
+					    "ABCDEF0123456789ABCDEF0123456789", &error),
+			 LIC_INTERNAL);
+	assert_int_equal(xml_signature_sign(document, VERSION_KEY_OF(signing_key), "0123", &error),
+			 LIC_INTERNAL);
 	EVP_PKEY *ec_key = EVP_EC_gen("P-256");
 	assert_non_null(ec_key);
-	assert_int_equal(xml_signature_sign(document, VERSION_KEY_OF(ec_key), signing_key_id, &error), LIC_INTERNAL);
+	assert_int_equal(xml_signature_sign(document, VERSION_KEY_OF(ec_key), signing_key_id, &error),
+			 LIC_INTERNAL);
 	char *text = serialize(document);
 	assert_null(strstr(text, "Signature"));
 	free(text);
@@ -546,7 +550,8 @@ static void test_sign_refuses_bad_arguments(void **state)
 	/* A document that already holds a Signature (here inside Body). */
 	document = parse("<A xmlns=\"urn:licensor:v1\"><Body><Signature xmlns=\"" XMLDSIG_NAMESPACE
 			 "\"/></Body></A>");
-	assert_int_equal(xml_signature_sign(document, VERSION_KEY_OF(signing_key), signing_key_id, &error), LIC_INTERNAL);
+	assert_int_equal(xml_signature_sign(document, VERSION_KEY_OF(signing_key), signing_key_id, &error),
+			 LIC_INTERNAL);
 	xmlFreeDoc(document);
 
 	/* Verifying with a key that is not RSA. */
@@ -758,7 +763,8 @@ static void test_relative_namespace_is_refused_everywhere(void **state)
 	close(capture);
 	lic_status c14n_status = xml_c14n_subtree(document, body, &text, &length, &error);
 	char *before = serialize(document);
-	lic_status sign_status = xml_signature_sign(document, VERSION_KEY_OF(signing_key), signing_key_id, &error);
+	lic_status sign_status =
+	    xml_signature_sign(document, VERSION_KEY_OF(signing_key), signing_key_id, &error);
 	fflush(stderr);
 	dup2(saved_stderr, STDERR_FILENO);
 	close(saved_stderr);

@@ -13,9 +13,7 @@
 #include "keyring/utc_time.h"
 
 static const struct cli_option_spec common_options[] = {
-    {"store", true, false},
-    {"kek-file", true, false},
-    {"passphrase-file", true, false},
+    {"store", true, false},         {"kek-file", true, false}, {"passphrase-file", true, false},
     {"pkcs11-module", true, false}, /* the PKCS#11 module of --byok / --pkcs11 keys */
     {NULL, false, false},
 };

@@ -74,8 +74,8 @@
 #define SIGNATURE_MAX_BYTES 1024      /* rsa-4096 signs 512 */
 
 static const struct cli_option_spec bench_options[] = {
-    {"hot", false, false},      {"workers", true, false}, {"seconds", true, false},
-    {"algorithm", true, false}, {"batch", true, false},   {"byok", true, false}, {NULL, false, false},
+    {"hot", false, false},  {"workers", true, false}, {"seconds", true, false}, {"algorithm", true, false},
+    {"batch", true, false}, {"byok", true, false},    {NULL, false, false},
 };
 
 static const char bench_usage[] =
@@ -234,7 +234,8 @@ static lic_status parse_settings(const struct cli_args *args, struct bench_setti
 	settings->pkcs11_module = cli_option(args, "pkcs11-module");
 	text = cli_option(args, "algorithm");
 	if (text != NULL && settings->byok_uri != NULL)
-		return lic_error_set(error, LIC_USAGE, "give --algorithm or --byok, not both (the token key's size decides)");
+		return lic_error_set(error, LIC_USAGE,
+				     "give --algorithm or --byok, not both (the token key's size decides)");
 	if (text != NULL)
 		return key_algorithm_parse(text, false, &settings->algorithm, error);
 	return LIC_OK;
@@ -314,9 +315,10 @@ static lic_status world_setup(struct bench_world *world, struct bench_settings *
 	struct admin_context context;
 	cli_admin_context(store, &context);
 	if (settings->byok_uri != NULL) {
-		cli_progress("bench: temporary store %s: tenant %s on the token key…\n", store_dir, BENCH_TENANT);
-		LIC_TRY(admin_tenant_add_byok(&context, BENCH_TENANT, settings->byok_uri, settings->pkcs11_module,
-					      error));
+		cli_progress("bench: temporary store %s: tenant %s on the token key…\n", store_dir,
+			     BENCH_TENANT);
+		LIC_TRY(admin_tenant_add_byok(&context, BENCH_TENANT, settings->byok_uri,
+					      settings->pkcs11_module, error));
 	} else {
 		cli_progress("bench: temporary store %s: generating the %s key of tenant %s…\n", store_dir,
 			     key_algorithm_name(algorithm), BENCH_TENANT);
@@ -326,7 +328,8 @@ static lic_status world_setup(struct bench_world *world, struct bench_settings *
 	const struct key_version *version = world_version(world);
 	settings->algorithm = version->algorithm;
 	if (settings->byok_uri != NULL) {
-		cli_progress("bench: a managed %s key for the ceiling…\n", key_algorithm_name(version->algorithm));
+		cli_progress("bench: a managed %s key for the ceiling…\n",
+			     key_algorithm_name(version->algorithm));
 		LIC_TRY(key_material_generate(version->algorithm, &world->ceiling_key, error));
 	}
 	LIC_TRY(key_material_from_public_der(version->public_key_der, version->public_key_length,
@@ -799,11 +802,12 @@ static void print_json(const struct bench_settings *settings, const struct bench
 	double efficiency = ceiling > 0 ? licenses_per_s * private_ops_per_license / ceiling : 0;
 	double mean_batch =
 	    issue->stats.batches > 0 ? (double)issue->stats.batched_jobs / (double)issue->stats.batches : 0;
-	printf("{\"benchmark\":\"issue\",\"mode\":\"%s\",\"algorithm\":\"%s\",\"origin\":\"%s\",\"workers\":%u,"
-	       "\"submitters\":%u,\"batch\":%zu,\"seconds\":%g,\"elapsed_s\":%.3f,",
-	       settings->hot ? "hot" : "cold", key_algorithm_name(settings->algorithm),
-	       settings->byok_uri != NULL ? "byok" : "managed", settings->workers,
-	       figures->submitters, settings->batch, settings->seconds, issue->elapsed_s);
+	printf(
+	    "{\"benchmark\":\"issue\",\"mode\":\"%s\",\"algorithm\":\"%s\",\"origin\":\"%s\",\"workers\":%u,"
+	    "\"submitters\":%u,\"batch\":%zu,\"seconds\":%g,\"elapsed_s\":%.3f,",
+	    settings->hot ? "hot" : "cold", key_algorithm_name(settings->algorithm),
+	    settings->byok_uri != NULL ? "byok" : "managed", settings->workers, figures->submitters,
+	    settings->batch, settings->seconds, issue->elapsed_s);
 	printf("\"licenses\":%llu,\"errors\":%llu,\"licenses_per_s\":%.1f,\"private_ops_per_license\":%u,"
 	       "\"private_key_operations\":%llu,",
 	       (unsigned long long)issue->licenses, (unsigned long long)issue->errors, licenses_per_s,
@@ -930,27 +934,28 @@ int command_bench(int argc, char **argv)
 	if (cli_parse(argc, argv, "bench", bench_options, &args, &error) != LIC_OK)
 		return cli_fail(&error);
 	if (args.help) {
-		printf("usage: licensor %s\n"
-		       "Measures the issuance pipeline in this process, in a temporary store of its own\n"
-		       "(--store is not used; it is removed afterwards), and prints one JSON object:\n"
-		       "licenses_per_s, private_ops_per_license, ceiling_private_ops_per_s (OpenSSL's own\n"
-		       "RSA PKCS#1 SHA-256 signatures per second with the same key on --workers threads,\n"
-		       "each with its own copy of the key, measured in the same run for --seconds: half\n"
-		       "before the engine runs, half after) and efficiency = licenses_per_s ×\n"
-		       "private_ops_per_license ÷ ceiling_private_ops_per_s.\n"
-		       "  cold (default)  every license from a distinct PL, PL cache off: an unwrap and a\n"
-		       "                  signature per license (private_ops_per_license 2)\n"
-		       "  --hot           64 PLs, cached before the clock starts: a signature only (1)\n"
-		       "  --workers N     engine workers and ceiling threads (default: online cores)\n"
-		       "  --seconds S     how long the engine runs, and the ceiling (default 5)\n"
-		       "  --algorithm A   the tenant's key: rsa-2048 (default), rsa-3072, rsa-4096\n"
-		       "  --byok URI      the tenant's key is this PKCS#11 token key (--pkcs11-module PATH):\n"
-		       "                  unwraps and signatures run in the token; the ceiling is measured\n"
-		       "                  on a managed key of the same size (JSON origin: byok)\n"
-		       "  --batch B       requests per lic_engine_issue call and jobs a worker takes at\n"
-		       "                  once (default 64); 2 × N threads submit\n"
-		       "Exits 1 when any license request failed (the JSON counts them in errors).\n",
-		       bench_usage);
+		printf(
+		    "usage: licensor %s\n"
+		    "Measures the issuance pipeline in this process, in a temporary store of its own\n"
+		    "(--store is not used; it is removed afterwards), and prints one JSON object:\n"
+		    "licenses_per_s, private_ops_per_license, ceiling_private_ops_per_s (OpenSSL's own\n"
+		    "RSA PKCS#1 SHA-256 signatures per second with the same key on --workers threads,\n"
+		    "each with its own copy of the key, measured in the same run for --seconds: half\n"
+		    "before the engine runs, half after) and efficiency = licenses_per_s ×\n"
+		    "private_ops_per_license ÷ ceiling_private_ops_per_s.\n"
+		    "  cold (default)  every license from a distinct PL, PL cache off: an unwrap and a\n"
+		    "                  signature per license (private_ops_per_license 2)\n"
+		    "  --hot           64 PLs, cached before the clock starts: a signature only (1)\n"
+		    "  --workers N     engine workers and ceiling threads (default: online cores)\n"
+		    "  --seconds S     how long the engine runs, and the ceiling (default 5)\n"
+		    "  --algorithm A   the tenant's key: rsa-2048 (default), rsa-3072, rsa-4096\n"
+		    "  --byok URI      the tenant's key is this PKCS#11 token key (--pkcs11-module PATH):\n"
+		    "                  unwraps and signatures run in the token; the ceiling is measured\n"
+		    "                  on a managed key of the same size (JSON origin: byok)\n"
+		    "  --batch B       requests per lic_engine_issue call and jobs a worker takes at\n"
+		    "                  once (default 64); 2 × N threads submit\n"
+		    "Exits 1 when any license request failed (the JSON counts them in errors).\n",
+		    bench_usage);
 		return 0;
 	}
 	if (args.positional_count != 1 || strcmp(args.positionals[0], "issue") != 0) {

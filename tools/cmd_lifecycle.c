@@ -57,7 +57,8 @@ int command_rekey(int argc, char **argv)
 	request.byok_uri = cli_option(&args, "byok");
 	request.pkcs11_module = cli_option(&args, "pkcs11-module");
 	if (request.byok_uri != NULL && algorithm != NULL) {
-		lic_error_set(&error, LIC_USAGE, "give --algorithm or --byok, not both (the token key's size decides)");
+		lic_error_set(&error, LIC_USAGE,
+			      "give --algorithm or --byok, not both (the token key's size decides)");
 		return cli_fail(&error);
 	}
 	const char *reason = cli_option(&args, "reason");
@@ -206,7 +207,8 @@ int command_lifecycle(int argc, char **argv)
 			printf("tenant %s: version %u is now %s\n", name, number,
 			       lic_key_state_name(tenant_effective_state(tenant, version, now)));
 			if (strcmp(verb, "destroy") == 0 && version->origin == KEY_ORIGIN_BYOK)
-				printf("  it is a BYOK version: licensor no longer uses it, but the key itself is "
+				printf("  it is a BYOK version: licensor no longer uses it, but the key "
+				       "itself is "
 				       "still in its token; delete it there to erase it\n");
 			if (tenant_signing_version(tenant, now) == NULL)
 				printf("  WARNING: %s has no active version: license issuance and publishing "

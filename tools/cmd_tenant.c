@@ -116,8 +116,9 @@ int command_tenant(int argc, char **argv)
 	}
 	const char *byok = cli_option(&args, "byok");
 	if (byok != NULL && (strcmp(verb, "add") != 0 || algorithm_name != NULL)) {
-		lic_error_set(&error, LIC_USAGE,
-			      "--byok is for `tenant add` only, without --algorithm (the token key's size decides)");
+		lic_error_set(
+		    &error, LIC_USAGE,
+		    "--byok is for `tenant add` only, without --algorithm (the token key's size decides)");
 		return cli_fail(&error);
 	}
 	if (cli_flag(&args, "json") && !is_list) {
@@ -135,8 +136,8 @@ int command_tenant(int argc, char **argv)
 		lic_status added;
 		if (byok != NULL) {
 			cli_progress("checking the token key for %s…\n", name);
-			added = admin_tenant_add_byok(&context, name, byok, cli_option(&args, "pkcs11-module"),
-						      &error);
+			added = admin_tenant_add_byok(&context, name, byok,
+						      cli_option(&args, "pkcs11-module"), &error);
 		} else {
 			cli_progress("generating %s key for %s…\n", key_algorithm_name(algorithm), name);
 			added = admin_tenant_add(&context, name, algorithm, &error);
@@ -149,7 +150,8 @@ int command_tenant(int argc, char **argv)
 				const struct key_version *first = &tenant->versions[0];
 				printf("tenant %s added: version 1 (%s%s, key id %s) is active\n", name,
 				       key_algorithm_name(first->algorithm),
-				       first->origin == KEY_ORIGIN_BYOK ? ", byok: the key stays in its token" : "",
+				       first->origin == KEY_ORIGIN_BYOK ? ", byok: the key stays in its token"
+									: "",
 				       first->key_id_hex);
 				tenant_free(tenant);
 			}
