@@ -24,7 +24,7 @@ static int64_t admin_now(const struct admin_context *context)
 
 /* The audit detail of a new version: its algorithm and, for a BYOK
  * version, "byok" and its URI with any PIN hidden. */
-static void byok_detail(const struct key_version *version, char *out, size_t size)
+static void version_audit_detail(const struct key_version *version, char *out, size_t size)
 {
 	if (version->origin != KEY_ORIGIN_BYOK) {
 		snprintf(out, size, "%s", key_algorithm_name(version->algorithm));
@@ -116,8 +116,9 @@ static lic_status transact(const struct admin_context *context, const char *name
 }
 
 /* Version 1 of a new tenant: generated here, or the token key byok_uri names. */
-static lic_status tenant_add(const struct admin_context *context, const char *name, enum key_algorithm algorithm,
-			     const char *byok_uri, const char *pkcs11_module, lic_error *error)
+static lic_status tenant_add(const struct admin_context *context, const char *name,
+			     enum key_algorithm algorithm, const char *byok_uri, const char *pkcs11_module,
+			     lic_error *error)
 {
 	lic_status status = LIC_OK;
 	struct tenant *tenant = NULL;
@@ -145,7 +146,7 @@ static lic_status tenant_add(const struct admin_context *context, const char *na
 	version.state_before_revoke = LIC_KEY_STATE_ACTIVE;
 	version.created_at = now;
 	version.activated_at = now;
-	byok_detail(&version, detail, sizeof detail);
+	version_audit_detail(&version, detail, sizeof detail);
 	LIC_TRY(tenant_append_version(tenant, &version, error));
 	version_owned = false;
 	LIC_TRY(store_save_tenant(context->store, tenant, 0, error));
@@ -287,11 +288,11 @@ lic_status admin_rekey(const struct admin_context *context, const char *name,
 		LIC_TRY(byok_version_from_token(request->byok_uri, request->pkcs11_module, number, &version,
 						error));
 	else
-		LIC_TRY(store_generate_version(context->store->kek, name, number, request->algorithm, &version,
-					       error));
+		LIC_TRY(store_generate_version(context->store->kek, name, number, request->algorithm,
+					       &version, error));
 	version_owned = true;
-	char origin[PKCS11_URI_MAX + 32];
-	byok_detail(&version, origin, sizeof origin);
+	char described[PKCS11_URI_MAX + 32];
+	version_audit_detail(&version, described, sizeof described);
 	LIC_TRY(lifecycle_rekey(tenant, request, &version, now, error));
 	version_owned = false;
 	LIC_TRY(store_save_tenant(context->store, tenant, 0, error));
@@ -300,9 +301,9 @@ lic_status admin_rekey(const struct admin_context *context, const char *name,
 	char duration[32];
 	snprintf(duration, sizeof duration, "%llds", (long long)tenant->rollout.duration_s);
 	if (request->pending)
-		snprintf(detail, sizeof detail, "%s, pending", origin);
+		snprintf(detail, sizeof detail, "%s, pending", described);
 	else
-		snprintf(detail, sizeof detail, "%s, rollout %s from version %u", origin, duration,
+		snprintf(detail, sizeof detail, "%s, rollout %s from version %u", described, duration,
 			 tenant->rollout.from_version);
 	LIC_TRY(record(context, "rekey", name, number, request->compromised ? "compromised" : "routine",
 		       detail, now, error));

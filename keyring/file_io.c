@@ -1,11 +1,13 @@
 /*
- * file_io.c: atomic replace (temp file, fsync, rename, directory fsync),
+ * file_io.c: atomic replace (temp file, fsync, rename, directory fsync), new
+ * files that never replace anything (file_write_new),
  * bounded whole-file reads, and directory helpers. Every file licensor writes
  * is created with the mode its caller gives (0600 for anything holding keys).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,4 +198,71 @@ lic_status file_join(char *buffer, size_t size, const char *directory, const cha
 	if (snprintf(buffer, size, "%s/%s", directory, name) >= (int)size)
 		return lic_error_set(error, LIC_TOO_LARGE, "path too long: %s/%s", directory, name);
 	return LIC_OK;
+}
+
+lic_status file_write_new(const char *path, const void *data, size_t length, lic_error *error)
+{
+	lic_status status = LIC_OK;
+	char temp[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	const char *name = slash ? slash + 1 : path;
+	int directory_length = slash ? (int)(slash - path + 1) : 0;
+	int fd = -1;
+	bool temp_exists = false, created = false;
+	const uint8_t *cursor = data;
+	size_t left = length;
+	if (snprintf(temp, sizeof temp, "%.*s.%s.XXXXXX", directory_length, path, name) >= (int)sizeof temp)
+		LIC_FAIL(error, LIC_TOO_LARGE, "path too long: %.200s", path);
+	/* A unique temporary name beside the target (0600 from mkostemp). */
+	fd = mkostemp(temp, O_CLOEXEC);
+	if (fd < 0)
+		LIC_FAIL(error, LIC_IO, "cannot create a file beside %.300s: %s", path, strerror(errno));
+	temp_exists = true;
+	if (fchmod(fd, 0600) != 0)
+		LIC_FAIL(error, LIC_IO, "cannot set the mode of %.300s: %s", temp, strerror(errno));
+	while (left > 0) {
+		ssize_t written = write(fd, cursor, left);
+		if (written < 0 && errno == EINTR)
+			continue;
+		if (written <= 0)
+			LIC_FAIL(error, LIC_IO, "cannot write %.300s: %s", temp, strerror(errno));
+		cursor += written;
+		left -= (size_t)written;
+	}
+	if (fsync(fd) != 0)
+		LIC_FAIL(error, LIC_IO, "cannot sync %.300s: %s", temp, strerror(errno));
+	if (close(fd) != 0) {
+		fd = -1;
+		LIC_FAIL(error, LIC_IO, "cannot close %.300s: %s", temp, strerror(errno));
+	}
+	fd = -1;
+	/* The whole file appears under its name at once, and never replaces
+	 * anything there (a file, a directory or a symbolic link, even a
+	 * dangling one). A file system without RENAME_NOREPLACE: link(), which
+	 * never replaces either. */
+	if (renameat2(AT_FDCWD, temp, AT_FDCWD, path, RENAME_NOREPLACE) == 0) {
+		temp_exists = false;
+	} else if (errno == EINVAL || errno == ENOSYS || errno == ENOTSUP) {
+		if (link(temp, path) != 0)
+			goto refused;
+	} else {
+		goto refused;
+	}
+	created = true;
+	LIC_TRY(file_sync_parent(path, error));
+	created = false;
+	goto out;
+refused:
+	if (errno == EEXIST)
+		LIC_FAIL(error, LIC_IO,
+			 "%.300s exists already: nothing written (remove it or write elsewhere)", path);
+	LIC_FAIL(error, LIC_IO, "cannot create %.300s: %s", path, strerror(errno));
+out:
+	if (fd >= 0)
+		close(fd);
+	if (temp_exists)
+		unlink(temp);
+	if (created) /* ours, but not durable: no half-promised file stays */
+		unlink(path);
+	return status;
 }

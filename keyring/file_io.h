@@ -26,6 +26,14 @@ enum {
 lic_status file_write_atomic(const char *path, const void *data, size_t length, mode_t mode, int flags,
 			     lic_error *error);
 
+/* Writes a file that must not exist yet (an export's output): a unique
+ * temporary beside `path` (0600), fsync, then renameat2(RENAME_NOREPLACE)
+ * (or link() where the file system lacks it) and an fsync of the directory.
+ * Never replaces anything at `path`, not even a dangling symbolic link
+ * (LIC_IO "exists already"); on any failure nothing is left behind. Safe
+ * without a lock: two writers cannot both create the name. */
+lic_status file_write_new(const char *path, const void *data, size_t length, lic_error *error);
+
 /* Reads the whole file into a new NUL-terminated buffer (*out, freed with
  * free(); *length excludes the NUL). Files over max_length are refused with
  * LIC_TOO_LARGE. A missing file is LIC_IO with errno ENOENT kept in errno. */

@@ -241,19 +241,20 @@ int kek_matches(const struct kek *kek, const char *store_id, const uint8_t expec
 	return CRYPTO_memcmp(actual, expected, KEK_CHECK_LENGTH) == 0;
 }
 
-lic_status kek_seal(const struct kek *kek, const uint8_t *aad, size_t aad_length, const uint8_t *plaintext,
-		    size_t plaintext_length, uint8_t **sealed, size_t *sealed_length, lic_error *error)
+lic_status aes_gcm_seal(const uint8_t key[KEK_LENGTH], const uint8_t *aad, size_t aad_length,
+			const uint8_t *plaintext, size_t plaintext_length, uint8_t **sealed,
+			size_t *sealed_length, lic_error *error)
 {
 	lic_status status = LIC_OK;
 	EVP_CIPHER_CTX *context = EVP_CIPHER_CTX_new();
 	size_t total = plaintext_length + SEAL_OVERHEAD;
 	uint8_t *buffer = malloc(total);
 	int length = 0;
-	if (context == NULL || buffer == NULL)
+	if (context == NULL || buffer == NULL || plaintext_length > INT32_MAX || aad_length > INT32_MAX)
 		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
 	if (RAND_bytes(buffer, SEAL_NONCE_LENGTH) != 1)
 		LIC_FAIL(error, LIC_INTERNAL, "random generator failed");
-	if (EVP_EncryptInit_ex(context, EVP_aes_256_gcm(), NULL, kek->key, buffer) != 1 ||
+	if (EVP_EncryptInit_ex(context, EVP_aes_256_gcm(), NULL, key, buffer) != 1 ||
 	    EVP_EncryptUpdate(context, NULL, &length, aad, (int)aad_length) != 1 ||
 	    EVP_EncryptUpdate(context, buffer + SEAL_NONCE_LENGTH, &length, plaintext,
 			      (int)plaintext_length) != 1 ||
@@ -270,34 +271,55 @@ out:
 	return status;
 }
 
-lic_status kek_open(const struct kek *kek, const uint8_t *aad, size_t aad_length, const uint8_t *sealed,
-		    size_t sealed_length, uint8_t **plaintext, size_t *plaintext_length, lic_error *error)
+lic_status aes_gcm_open(const uint8_t key[KEK_LENGTH], const uint8_t *aad, size_t aad_length,
+			const uint8_t *sealed, size_t sealed_length, uint8_t **plaintext,
+			size_t *plaintext_length, lic_error *error)
 {
 	lic_status status = LIC_OK;
 	EVP_CIPHER_CTX *context = NULL;
 	uint8_t *buffer = NULL;
 	size_t length = 0;
 	int chunk = 0;
-	if (sealed_length < SEAL_OVERHEAD)
-		return lic_error_set(error, LIC_MALFORMED, "sealed key is too short");
+	if (sealed_length < SEAL_OVERHEAD || sealed_length > INT32_MAX || aad_length > INT32_MAX)
+		return lic_error_set(error, LIC_MALFORMED, "sealed value has an impossible length");
 	length = sealed_length - SEAL_OVERHEAD;
 	context = EVP_CIPHER_CTX_new();
 	buffer = secure_alloc(length + 1);
 	if (context == NULL || buffer == NULL)
 		LIC_FAIL(error, LIC_INTERNAL, "out of secure memory");
-	if (EVP_DecryptInit_ex(context, EVP_aes_256_gcm(), NULL, kek->key, sealed) != 1 ||
+	if (EVP_DecryptInit_ex(context, EVP_aes_256_gcm(), NULL, key, sealed) != 1 ||
 	    EVP_DecryptUpdate(context, NULL, &chunk, aad, (int)aad_length) != 1 ||
 	    EVP_DecryptUpdate(context, buffer, &chunk, sealed + SEAL_NONCE_LENGTH, (int)length) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_TAG, SEAL_TAG_LENGTH,
 				(void *)(sealed + SEAL_NONCE_LENGTH + length)) != 1 ||
 	    EVP_DecryptFinal_ex(context, buffer + chunk, &chunk) != 1)
 		LIC_FAIL(error, LIC_INTERNAL,
-			 "sealed key failed its integrity check (wrong KEK or altered file)");
+			 "integrity check failed (wrong key, wrong AAD or altered bytes)");
 	*plaintext = buffer;
 	*plaintext_length = length;
 	buffer = NULL;
 out:
 	EVP_CIPHER_CTX_free(context);
 	secure_free(buffer, length + 1);
+	return status;
+}
+
+lic_status kek_seal(const struct kek *kek, const uint8_t *aad, size_t aad_length, const uint8_t *plaintext,
+		    size_t plaintext_length, uint8_t **sealed, size_t *sealed_length, lic_error *error)
+{
+	return aes_gcm_seal(kek->key, aad, aad_length, plaintext, plaintext_length, sealed, sealed_length,
+			    error);
+}
+
+lic_status kek_open(const struct kek *kek, const uint8_t *aad, size_t aad_length, const uint8_t *sealed,
+		    size_t sealed_length, uint8_t **plaintext, size_t *plaintext_length, lic_error *error)
+{
+	if (sealed_length < SEAL_OVERHEAD)
+		return lic_error_set(error, LIC_MALFORMED, "sealed key is too short");
+	lic_status status = aes_gcm_open(kek->key, aad, aad_length, sealed, sealed_length, plaintext,
+					 plaintext_length, error);
+	if (status == LIC_INTERNAL)
+		lic_error_set(error, LIC_INTERNAL,
+			      "sealed key failed its integrity check (wrong KEK or altered file)");
 	return status;
 }

@@ -64,6 +64,18 @@ void kek_check_value(const struct kek *kek, const char *store_id, uint8_t out[KE
 /* Constant-time comparison of kek's check value with `expected`. */
 int kek_matches(const struct kek *kek, const char *store_id, const uint8_t expected[KEK_CHECK_LENGTH]);
 
+/* AES-256-GCM with a raw 32-byte key, the one sealing format of the store
+ * and its exchange files: nonce (12, random) ‖ ciphertext ‖ tag (16).
+ * aes_gcm_open returns the plaintext in new secure memory
+ * (secure_free(p, *plaintext_length + 1)); any altered byte, wrong key or
+ * AAD is LIC_INTERNAL, an impossible length LIC_MALFORMED. */
+lic_status aes_gcm_seal(const uint8_t key[KEK_LENGTH], const uint8_t *aad, size_t aad_length,
+			const uint8_t *plaintext, size_t plaintext_length, uint8_t **sealed,
+			size_t *sealed_length, lic_error *error);
+lic_status aes_gcm_open(const uint8_t key[KEK_LENGTH], const uint8_t *aad, size_t aad_length,
+			const uint8_t *sealed, size_t sealed_length, uint8_t **plaintext,
+			size_t *plaintext_length, lic_error *error);
+
 /* Seals plaintext into a new ordinary buffer (*sealed, free()). */
 lic_status kek_seal(const struct kek *kek, const uint8_t *aad, size_t aad_length, const uint8_t *plaintext,
 		    size_t plaintext_length, uint8_t **sealed, size_t *sealed_length, lic_error *error);

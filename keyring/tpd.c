@@ -34,6 +34,7 @@
 #include "secure_memory.h"
 #include "store.h"
 #include "tpd.h"
+#include "version_key.h"
 #include "xml_document.h"
 
 /* The OAEP label of the wrapped document key (unchanged since v1). */
@@ -134,69 +135,28 @@ lic_status tpd_check_file_name(const char *path, const char *prefix, const char 
 
 /* ---- AES-256-GCM ---- */
 
-/* sealed = nonce ‖ ciphertext ‖ tag (new ordinary buffer). */
+/* The store's sealing format (kek.h: nonce ‖ ciphertext ‖ tag) under a
+ * document key; gcm_open names `what` when the bytes do not authenticate. */
 static lic_status gcm_seal(const uint8_t key[DOCUMENT_KEY_LENGTH], const uint8_t *aad, size_t aad_length,
 			   const uint8_t *plaintext, size_t plaintext_length, uint8_t **sealed,
 			   size_t *sealed_length, lic_error *error)
 {
-	lic_status status = LIC_OK;
-	EVP_CIPHER_CTX *context = EVP_CIPHER_CTX_new();
-	size_t total = GCM_NONCE_LENGTH + plaintext_length + GCM_TAG_LENGTH;
-	uint8_t *out = malloc(total);
-	int length = 0, final_length = 0;
-	if (context == NULL || out == NULL || plaintext_length > INT32_MAX)
-		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
-	if (RAND_bytes(out, GCM_NONCE_LENGTH) != 1)
-		LIC_FAIL(error, LIC_INTERNAL, "no random bytes for a nonce");
-	if (EVP_EncryptInit_ex(context, EVP_aes_256_gcm(), NULL, key, out) != 1 ||
-	    EVP_EncryptUpdate(context, NULL, &length, aad, (int)aad_length) != 1 ||
-	    EVP_EncryptUpdate(context, out + GCM_NONCE_LENGTH, &length, plaintext, (int)plaintext_length) !=
-		1 ||
-	    EVP_EncryptFinal_ex(context, out + GCM_NONCE_LENGTH + length, &final_length) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_GET_TAG, GCM_TAG_LENGTH,
-				out + GCM_NONCE_LENGTH + plaintext_length) != 1)
-		LIC_FAIL(error, LIC_INTERNAL, "AES-GCM encryption failed");
-	*sealed = out;
-	*sealed_length = total;
-	out = NULL;
-out:
-	free(out);
-	EVP_CIPHER_CTX_free(context);
-	return status;
+	return aes_gcm_seal(key, aad, aad_length, plaintext, plaintext_length, sealed, sealed_length, error);
 }
 
-/* Opens into new secure memory (secure_free(*plaintext, *plaintext_length)).
+/* Opens into new secure memory (secure_free(*plaintext, *plaintext_length + 1)).
  * Any altered byte, wrong key or wrong AAD: LIC_MALFORMED with `what`. */
 static lic_status gcm_open(const uint8_t key[DOCUMENT_KEY_LENGTH], const uint8_t *aad, size_t aad_length,
 			   const uint8_t *sealed, size_t sealed_length, uint8_t **plaintext,
 			   size_t *plaintext_length, const char *what, lic_error *error)
 {
-	lic_status status = LIC_OK;
-	EVP_CIPHER_CTX *context = NULL;
-	uint8_t *out = NULL;
-	size_t length = 0;
-	int written = 0, final_length = 0;
 	if (sealed_length < GCM_NONCE_LENGTH + GCM_TAG_LENGTH || sealed_length > INT32_MAX)
-		LIC_FAIL(error, LIC_MALFORMED, "%s is too short to be AES-GCM output", what);
-	length = sealed_length - GCM_NONCE_LENGTH - GCM_TAG_LENGTH;
-	context = EVP_CIPHER_CTX_new();
-	out = secure_alloc(length + 1);
-	if (context == NULL || out == NULL)
-		LIC_FAIL(error, LIC_INTERNAL, "out of memory");
-	if (EVP_DecryptInit_ex(context, EVP_aes_256_gcm(), NULL, key, sealed) != 1 ||
-	    EVP_DecryptUpdate(context, NULL, &written, aad, (int)aad_length) != 1 ||
-	    EVP_DecryptUpdate(context, out, &written, sealed + GCM_NONCE_LENGTH, (int)length) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_TAG, GCM_TAG_LENGTH,
-				(void *)(sealed + sealed_length - GCM_TAG_LENGTH)) != 1 ||
-	    EVP_DecryptFinal_ex(context, out + written, &final_length) != 1)
-		LIC_FAIL(error, LIC_MALFORMED, "%s fails authentication: the file was altered", what);
-	*plaintext = out;
-	*plaintext_length = length;
-	out = NULL;
-out:
-	if (out != NULL)
-		secure_free(out, length + 1);
-	EVP_CIPHER_CTX_free(context);
+		return lic_error_set(error, LIC_MALFORMED, "%s is too short to be AES-GCM output", what);
+	lic_status status =
+	    aes_gcm_open(key, aad, aad_length, sealed, sealed_length, plaintext, plaintext_length, error);
+	if (status == LIC_INTERNAL)
+		return lic_error_set(error, LIC_MALFORMED, "%s fails authentication: the file was altered",
+				     what);
 	return status;
 }
 
@@ -424,25 +384,22 @@ static lic_status oaep_context(EVP_PKEY *key, bool encrypt, const char *guid, EV
 {
 	EVP_PKEY_CTX *context = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
 	size_t label_length = strlen(TPD_OAEP_LABEL) + 1 + 36;
-	char *label = OPENSSL_malloc(label_length + 1);
+	char *label = OPENSSL_malloc(label_length + 1); /* oaep_set_parameters copies it */
 	if (context == NULL || label == NULL) {
 		EVP_PKEY_CTX_free(context);
 		OPENSSL_free(label);
 		return lic_error_set(error, LIC_INTERNAL, "out of memory");
 	}
 	snprintf(label, label_length + 1, "%s:%s", TPD_OAEP_LABEL, guid);
-	if ((encrypt ? EVP_PKEY_encrypt_init(context) : EVP_PKEY_decrypt_init(context)) != 1 ||
-	    EVP_PKEY_CTX_set_rsa_padding(context, RSA_PKCS1_OAEP_PADDING) != 1 ||
-	    EVP_PKEY_CTX_set_rsa_oaep_md(context, EVP_sha256()) != 1 ||
-	    EVP_PKEY_CTX_set_rsa_mgf1_md(context, EVP_sha256()) != 1) {
+	lic_status status = LIC_OK;
+	if ((encrypt ? EVP_PKEY_encrypt_init(context) : EVP_PKEY_decrypt_init(context)) != 1)
+		status = lic_error_set(error, LIC_INTERNAL, "RSA-OAEP is not available");
+	else
+		status = oaep_set_parameters(context, (const uint8_t *)label, label_length, error);
+	OPENSSL_free(label);
+	if (status != LIC_OK) {
 		EVP_PKEY_CTX_free(context);
-		OPENSSL_free(label);
-		return lic_error_set(error, LIC_INTERNAL, "RSA-OAEP is not available");
-	}
-	if (EVP_PKEY_CTX_set0_rsa_oaep_label(context, label, (int)label_length) != 1) {
-		EVP_PKEY_CTX_free(context);
-		OPENSSL_free(label);
-		return lic_error_set(error, LIC_INTERNAL, "RSA-OAEP label refused");
+		return status;
 	}
 	*out = context;
 	return LIC_OK;

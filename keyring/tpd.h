@@ -163,17 +163,10 @@ lic_status tpd_import_into_tenant(struct tenant *tenant, const struct kek *kek,
 
 /* ---- the store transactions (tpd_store.c) ---- */
 
-/* Writes a new file `path` of mode 0600: a unique temporary file beside it,
- * fsynced, then renameat2(RENAME_NOREPLACE) (link() where the file system
- * lacks it) and an fsync of the directory. An existing `path` (file,
- * directory or symbolic link) is never replaced: LIC_IO "exists already",
- * and nothing is left behind. After LIC_OK the whole file is durable. */
-lic_status tpd_file_write_new(const char *path, const void *data, size_t length, lic_error *error);
-
 struct admin_context;
 
 /* Export: under the store lock, loads `tenant`, builds its TPD for
- * `recipient`, writes it to `path` (tpd_file_write_new) and appends the audit
+ * `recipient`, writes it to `path` (file_write_new) and appends the audit
  * event "export" (GUID and version list). *versions as in tpd_export;
  * *key_ids (optional): a new text with one line "version N key-id HEX" per
  * exported version (free()), for the operator to compare with the

@@ -5,8 +5,8 @@
  * event, release the lock. A refusal writes nothing: the import prepares and
  * seals every key before the tenant changes, and saves the tenant in one
  * atomic replace. Audit lines carry the exchange GUID and version numbers,
- * never key material. tpd_file_write_new writes the exchange's files: whole,
- * durable, 0600, and never over an existing file.
+ * never key material. The exchange's files are written by file_write_new
+ * (file_io.h): whole, durable, 0600, and never over an existing file.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -49,73 +49,6 @@ static lic_status record(const struct admin_context *context, const char *action
 	return audit_append(context->store->directory, &event, now, error);
 }
 
-lic_status tpd_file_write_new(const char *path, const void *data, size_t length, lic_error *error)
-{
-	lic_status status = LIC_OK;
-	char temp[PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	const char *name = slash ? slash + 1 : path;
-	int directory_length = slash ? (int)(slash - path + 1) : 0;
-	int fd = -1;
-	bool temp_exists = false, created = false;
-	const uint8_t *cursor = data;
-	size_t left = length;
-	if (snprintf(temp, sizeof temp, "%.*s.%s.XXXXXX", directory_length, path, name) >= (int)sizeof temp)
-		LIC_FAIL(error, LIC_TOO_LARGE, "path too long: %.200s", path);
-	/* A unique temporary name beside the target (0600 from mkostemp). */
-	fd = mkostemp(temp, O_CLOEXEC);
-	if (fd < 0)
-		LIC_FAIL(error, LIC_IO, "cannot create a file beside %.300s: %s", path, strerror(errno));
-	temp_exists = true;
-	if (fchmod(fd, 0600) != 0)
-		LIC_FAIL(error, LIC_IO, "cannot set the mode of %.300s: %s", temp, strerror(errno));
-	while (left > 0) {
-		ssize_t written = write(fd, cursor, left);
-		if (written < 0 && errno == EINTR)
-			continue;
-		if (written <= 0)
-			LIC_FAIL(error, LIC_IO, "cannot write %.300s: %s", temp, strerror(errno));
-		cursor += written;
-		left -= (size_t)written;
-	}
-	if (fsync(fd) != 0)
-		LIC_FAIL(error, LIC_IO, "cannot sync %.300s: %s", temp, strerror(errno));
-	if (close(fd) != 0) {
-		fd = -1;
-		LIC_FAIL(error, LIC_IO, "cannot close %.300s: %s", temp, strerror(errno));
-	}
-	fd = -1;
-	/* The whole file appears under its name at once, and never replaces
-	 * anything there (a file, a directory or a symbolic link, even a
-	 * dangling one). A file system without RENAME_NOREPLACE: link(), which
-	 * never replaces either. */
-	if (renameat2(AT_FDCWD, temp, AT_FDCWD, path, RENAME_NOREPLACE) == 0) {
-		temp_exists = false;
-	} else if (errno == EINVAL || errno == ENOSYS || errno == ENOTSUP) {
-		if (link(temp, path) != 0)
-			goto refused;
-	} else {
-		goto refused;
-	}
-	created = true;
-	LIC_TRY(file_sync_parent(path, error));
-	created = false;
-	goto out;
-refused:
-	if (errno == EEXIST)
-		LIC_FAIL(error, LIC_IO, "%.300s exists already: nothing written (remove it or use --out)",
-			 path);
-	LIC_FAIL(error, LIC_IO, "cannot create %.300s: %s", path, strerror(errno));
-out:
-	if (fd >= 0)
-		close(fd);
-	if (temp_exists)
-		unlink(temp);
-	if (created) /* ours, but not durable: no half-promised file stays */
-		unlink(path);
-	return status;
-}
-
 /* "guid G; versions 1,2,3", or a count and range when the list is long. */
 static void version_detail(char detail[DETAIL_MAX], const char *guid, const char *prefix, const char *list,
 			   size_t count, uint32_t first, uint32_t last)
@@ -146,7 +79,7 @@ lic_status tpd_export_to_file(const struct admin_context *context, const char *n
 	lifecycle_settle(tenant, now);
 	LIC_TRY(
 	    tpd_export(tenant, context->store->kek, guid, recipient, now, &xml, &xml_length, &list, error));
-	LIC_TRY(tpd_file_write_new(path, xml, xml_length, error));
+	LIC_TRY(file_write_new(path, xml, xml_length, error));
 	const char *last_comma = strrchr(list, ',');
 	size_t count = 1;
 	for (const char *c = list; *c != '\0'; c++)

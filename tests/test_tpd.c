@@ -808,12 +808,12 @@ static void test_file_write_new(void **state)
 			 LIC_OK);
 	snprintf(path, sizeof path, "%s/TPD-x.xml", directory);
 	mode_t old_mask = umask(0);
-	assert_int_equal(tpd_file_write_new(path, "first", 5, &error), LIC_OK);
+	assert_int_equal(file_write_new(path, "first", 5, &error), LIC_OK);
 	umask(old_mask);
 	struct stat info;
 	assert_int_equal(stat(path, &info), 0);
 	assert_int_equal(info.st_mode & 07777, 0600);
-	assert_int_equal(tpd_file_write_new(path, "second", 6, &error), LIC_IO);
+	assert_int_equal(file_write_new(path, "second", 6, &error), LIC_IO);
 	assert_non_null(strstr(error.message, "exists already"));
 	char *text = NULL;
 	size_t length = 0;
@@ -824,7 +824,7 @@ static void test_file_write_new(void **state)
 	snprintf(link_path, sizeof link_path, "%s/Password-x.txt", directory);
 	snprintf(target, sizeof target, "%s/elsewhere", directory);
 	assert_int_equal(symlink(target, link_path), 0);
-	assert_int_equal(tpd_file_write_new(link_path, "secret", 6, &error), LIC_IO);
+	assert_int_equal(file_write_new(link_path, "secret", 6, &error), LIC_IO);
 	assert_non_null(strstr(error.message, "exists already"));
 	assert_int_equal(lstat(link_path, &info), 0);
 	assert_true(S_ISLNK(info.st_mode));
@@ -834,7 +834,7 @@ static void test_file_write_new(void **state)
 	/* A directory that does not exist: refused, nothing made. */
 	char missing[600];
 	snprintf(missing, sizeof missing, "%s/none/TPD-x.xml", directory);
-	assert_int_equal(tpd_file_write_new(missing, "x", 1, &error), LIC_IO);
+	assert_int_equal(file_write_new(missing, "x", 1, &error), LIC_IO);
 	unlink(link_path);
 	unlink(path);
 	assert_int_equal(rmdir(directory), 0);

@@ -21,6 +21,7 @@
 #include "keyring/error.h"
 #include "keyring/key_material.h"
 #include "keyring/pkcs11.h"
+#include "keyring/version_key.h"
 
 static const struct cli_option_spec pkcs11_options[] = {
     {"rsa", true, false},  {"aes-256", false, false}, {"pkcs11-module", true, false},
@@ -62,17 +63,12 @@ static lic_status oaep_trial(struct pkcs11_key *key, lic_error *error)
 	LIC_TRY(pkcs11_key_public_der(key, &der, &der_length, error));
 	const unsigned char *cursor = der;
 	pkey = d2i_PUBKEY(NULL, &cursor, (long)der_length);
-	unsigned char *label_copy = OPENSSL_memdup(trial_label, sizeof trial_label - 1);
 	context = pkey != NULL ? EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL) : NULL;
-	if (RAND_bytes(message, sizeof message) != 1 || context == NULL || label_copy == NULL ||
+	if (RAND_bytes(message, sizeof message) != 1 || context == NULL ||
 	    EVP_PKEY_encrypt_init(context) <= 0 ||
-	    EVP_PKEY_CTX_set_rsa_padding(context, RSA_PKCS1_OAEP_PADDING) <= 0 ||
-	    EVP_PKEY_CTX_set_rsa_oaep_md(context, EVP_sha256()) <= 0 ||
-	    EVP_PKEY_CTX_set_rsa_mgf1_md(context, EVP_sha256()) <= 0 ||
-	    EVP_PKEY_CTX_set0_rsa_oaep_label(context, label_copy, (int)(sizeof trial_label - 1)) <= 0) {
-		OPENSSL_free(label_copy);
+	    oaep_set_parameters(context, (const uint8_t *)trial_label, sizeof trial_label - 1, NULL) !=
+		LIC_OK)
 		LIC_FAIL(error, LIC_INTERNAL, "cannot prepare the trial RSA-OAEP encryption");
-	}
 	if (EVP_PKEY_encrypt(context, ciphertext, &ciphertext_length, message, sizeof message) <= 0)
 		LIC_FAIL(error, LIC_INTERNAL, "cannot prepare the trial RSA-OAEP encryption");
 	LIC_TRY(pkcs11_rsa_oaep_decrypt(key, (const uint8_t *)trial_label, sizeof trial_label - 1, ciphertext,

@@ -9,7 +9,7 @@
  * Every file of one exchange carries the same GUID, in its name and inside
  * it; a file whose GUID disagrees is refused before anything is written.
  * Output files are written whole, durably and with mode 0600 into --out
- * (default: the current directory) by tpd_file_write_new, which never
+ * (default: the current directory) by file_write_new, which never
  * replaces an existing file (renameat2 RENAME_NOREPLACE, not a check then a
  * rename); their paths are printed first, then (export, unwrap, import) the
  * number and key id of each version, so that both sides can compare them.
@@ -100,9 +100,9 @@ static int tpd_createkey(const struct cli_args *args)
 				     &private_length, &error) != LIC_OK ||
 	    output_path(directory, "PublicKey-", guid, ".txt", public_path, &error) != LIC_OK ||
 	    output_path(directory, "PrivateKey-", guid, ".txt", private_path, &error) != LIC_OK ||
-	    tpd_file_write_new(private_path, private_text, private_length, &error) != LIC_OK) {
+	    file_write_new(private_path, private_text, private_length, &error) != LIC_OK) {
 		exit_status = cli_fail(&error);
-	} else if (tpd_file_write_new(public_path, public_text, public_length, &error) != LIC_OK) {
+	} else if (file_write_new(public_path, public_text, public_length, &error) != LIC_OK) {
 		/* A private key without its public key is of no use: remove it. */
 		unlink(private_path);
 		exit_status = cli_fail(&error);
@@ -157,11 +157,11 @@ static int tpd_unwrap_command(const struct cli_args *args)
 		goto out;
 	}
 	tpd_password_line(guid, password, line);
-	if (tpd_file_write_new(exported_path, exported, exported_length, &error) != LIC_OK) {
+	if (file_write_new(exported_path, exported, exported_length, &error) != LIC_OK) {
 		exit_status = cli_fail(&error);
 		goto out;
 	}
-	if (tpd_file_write_new(password_path, line, TPD_PASSWORD_LINE_LENGTH, &error) != LIC_OK) {
+	if (file_write_new(password_path, line, TPD_PASSWORD_LINE_LENGTH, &error) != LIC_OK) {
 		unlink(exported_path); /* ours: written just now */
 		exit_status = cli_fail(&error);
 		goto out;
