@@ -178,7 +178,7 @@ check "audit verify A" lic audit verify --store "$A"
 check "audit verify B" lic audit verify --store "$B"
 check_eq "no private key in any audit line" 0 "$(cat "$A/audit.log" "$B/audit.log" | grep -c 'PRIVATE\|BEGIN' || true)"
 check_eq "no PEM private key marker in any output" 0 "$(grep -c 'PRIVATE KEY' "$E2E_ALL_OUTPUT" || true)"
-check_eq "the password is in no output" 0 "$(grep -cF "$PASSWORD" "$E2E_ALL_OUTPUT" || true)"
-check_eq "the second password is in no output" 0 "$(grep -cF "$(cut -d: -f2 "DIRC/Password-$G2.txt")" "$E2E_ALL_OUTPUT" || true)"
+check_eq "the password is in no output" 0 "$(grep -cF -e "$PASSWORD" "$E2E_ALL_OUTPUT" || true)"
+check_eq "the second password is in no output" 0 "$(grep -cF -e "$(cut -d: -f2 "DIRC/Password-$G2.txt")" "$E2E_ALL_OUTPUT" || true)"
 
 finish
