@@ -34,8 +34,8 @@ log.level = ERROR
 CONF
 export SOFTHSM2_CONF="$E2E_TMP/softhsm2.conf"
 check "a SoftHSM2 token in a temporary directory" \
-	softhsm2-util --init-token --free --label licensor-e2e --so-pin 1234 --pin 5678
-printf '5678\n' >pin.txt
+	softhsm2-util --init-token --free --label licensor-e2e --so-pin 1234 --pin licensorpin
+printf 'licensorpin\n' >pin.txt
 chmod 600 pin.txt
 TOKEN="pkcs11:token=licensor-e2e"
 PIN="?pin-source=$E2E_TMP/pin.txt"
@@ -86,13 +86,13 @@ check_eq "open gives the published content key" "$(cat doc-1.key)" "$(cat "$E2E_
 
 # ---- refusals that change nothing ----
 refuse UNKNOWN_KEY "a URI naming no object" lic tenant add fabrikam --byok "$TOKEN;object=missing$PIN"
-printf '0000\n' >wrong-pin.txt
+printf 'wrongpin\n' >wrong-pin.txt
 chmod 600 wrong-pin.txt
 refuse INTERNAL "a wrong PIN" lic tenant add fabrikam --byok "$TOKEN;object=other?pin-source=$E2E_TMP/wrong-pin.txt"
-check "the wrong PIN is not echoed" bash -c '! grep -q 0000 "$1"' _ "$E2E_ERR"
-refuse USAGE "a PIN in the URI would be stored: refused" lic tenant add fabrikam --byok "$TOKEN;object=other?pin-value=5678"
-check "the refusal does not echo the PIN" bash -c '! grep -q 5678 "$1"' _ "$E2E_ERR"
-refuse USAGE "init --pkcs11 with a PIN in the URI" lic init --store pin-store --pkcs11 "$TOKEN;object=store-kek?pin-value=5678"
+check "the wrong PIN is not echoed" bash -c '! grep -q wrongpin "$1"' _ "$E2E_ERR"
+refuse USAGE "a PIN in the URI would be stored: refused" lic tenant add fabrikam --byok "$TOKEN;object=other?pin-value=licensorpin"
+check "the refusal does not echo the PIN" bash -c '! grep -q licensorpin "$1"' _ "$E2E_ERR"
+refuse USAGE "init --pkcs11 with a PIN in the URI" lic init --store pin-store --pkcs11 "$TOKEN;object=store-kek?pin-value=licensorpin"
 refuse USAGE "--byok with --algorithm" lic tenant add fabrikam --algorithm rsa-3072 --byok "$TOKEN;object=other$PIN"
 refuse USAGE "a URI that is not pkcs11:" lic tenant add fabrikam --byok "file:///etc/passwd"
 refuse USAGE "rekey --byok with --algorithm" lic rekey contoso --algorithm rsa-2048 --byok "$TOKEN;object=other$PIN"
@@ -200,5 +200,5 @@ mv tokens.away tokens
 # ---- audit ----
 check "audit verify" lic audit verify
 check_match "tenant-add byok is audited with the URI" '"action":"tenant-add".*"reason":"byok".*byok rsa-2048 pkcs11:' "$(cat store/audit.log)"
-check "no PIN value in the audit log" bash -c '! grep -q 5678 store/audit.log'
+check "no PIN value in the audit log" bash -c '! grep -q licensorpin store/audit.log'
 finish

@@ -25,19 +25,19 @@ objectstore.backend = file
 log.level = ERROR
 EOF
 export SOFTHSM2_CONF="$E2E_TMP/softhsm2.conf"
-check "a SoftHSM2 token" softhsm2-util --init-token --free --label e2e-token --so-pin 1234 --pin 8642
-echo 8642 >pin
+check "a SoftHSM2 token" softhsm2-util --init-token --free --label e2e-token --so-pin 1234 --pin e2epin
+echo e2epin >pin
 chmod 600 pin
 
 TOKEN="pkcs11:token=e2e-token"
-RSA_URI="$TOKEN;object=tenant-a-v1;id=%0a?pin-value=8642"
+RSA_URI="$TOKEN;object=tenant-a-v1;id=%0a?pin-value=e2epin"
 
 # ---- keygen ------------------------------------------------------------------------
 
 check "keygen --rsa 2048" lic pkcs11 keygen "$RSA_URI" --rsa 2048 --pkcs11-module "$MODULE"
 KEYGEN_OUT=$(cat "$E2E_OUT")
 check_match "keygen prints the URI without its PIN" "uri: $TOKEN;object=tenant-a-v1;id=%0a"$'\n' "$KEYGEN_OUT"
-check_eq "keygen prints no PIN" "" "$(grep -o 8642 <<<"$KEYGEN_OUT" || true)"
+check_eq "keygen prints no PIN" "" "$(grep -o e2epin <<<"$KEYGEN_OUT" || true)"
 KEY_ID=$(sed -n 's/^key id: \([0-9a-f]\{32\}\)$/\1/p' <<<"$KEYGEN_OUT")
 check_match "keygen prints a 32-hex-digit key id" '^[0-9a-f]{32}$' "$KEY_ID"
 
@@ -63,10 +63,10 @@ check "show through the URI's module-path" \
 	lic pkcs11 show "$TOKEN;object=tenant-a-v1?pin-source=file:$E2E_TMP/pin&module-path=$MODULE"
 check_match "show: by module-path, the same key id" "key id: $KEY_ID" "$(cat "$E2E_OUT")"
 
-check "keygen --aes-256" lic pkcs11 keygen "$TOKEN;object=store-kek?pin-value=8642" --aes-256 \
+check "keygen --aes-256" lic pkcs11 keygen "$TOKEN;object=store-kek?pin-value=e2epin" --aes-256 \
 	--pkcs11-module "$MODULE"
 check_match "keygen --aes-256 prints the URI" "uri: $TOKEN;object=store-kek\$" "$(cat "$E2E_OUT")"
-check "show an AES key" lic pkcs11 show "$TOKEN;object=store-kek?pin-value=8642" --pkcs11-module "$MODULE"
+check "show an AES key" lic pkcs11 show "$TOKEN;object=store-kek?pin-value=e2epin" --pkcs11-module "$MODULE"
 check_match "show: AES kind" "kind: AES secret key" "$(cat "$E2E_OUT")"
 check_match "show: AES size" "bits: 256" "$(cat "$E2E_OUT")"
 
@@ -74,18 +74,18 @@ check_match "show: AES size" "bits: 256" "$(cat "$E2E_OUT")"
 
 expect_fail STATE "keygen over an existing label" \
 	lic pkcs11 keygen "$RSA_URI" --rsa 2048 --pkcs11-module "$MODULE"
-check_eq "the refusal does not print the PIN" "" "$(grep -o 8642 "$E2E_ERR" || true)"
+check_eq "the refusal does not print the PIN" "" "$(grep -o e2epin "$E2E_ERR" || true)"
 expect_fail INTERNAL "a wrong PIN" \
 	lic pkcs11 show "$TOKEN;object=tenant-a-v1?pin-value=1111" --pkcs11-module "$MODULE"
 check_match "a wrong PIN: the CKR name" "the token refused the PIN: CKR_PIN_INCORRECT" "$(cat "$E2E_ERR")"
 check_eq "a wrong PIN is not printed" "" "$(grep -o 1111 "$E2E_ERR" || true)"
 expect_fail UNKNOWN_KEY "an unknown object" \
-	lic pkcs11 show "$TOKEN;object=nobody?pin-value=8642" --pkcs11-module "$MODULE"
+	lic pkcs11 show "$TOKEN;object=nobody?pin-value=e2epin" --pkcs11-module "$MODULE"
 expect_fail UNKNOWN_KEY "an unknown token" \
-	lic pkcs11 show "pkcs11:token=elsewhere;object=tenant-a-v1?pin-value=8642" --pkcs11-module "$MODULE"
+	lic pkcs11 show "pkcs11:token=elsewhere;object=tenant-a-v1?pin-value=e2epin" --pkcs11-module "$MODULE"
 expect_fail IO "a missing PIN file" \
 	lic pkcs11 show "$TOKEN;object=tenant-a-v1?pin-source=$E2E_TMP/no-pin" --pkcs11-module "$MODULE"
-echo 8642 >loose-pin
+echo e2epin >loose-pin
 chmod 644 loose-pin
 expect_fail IO "a PIN file others can read" \
 	lic pkcs11 show "$TOKEN;object=tenant-a-v1?pin-source=$E2E_TMP/loose-pin" --pkcs11-module "$MODULE"
@@ -95,26 +95,26 @@ chmod 600 long-pin
 expect_fail IO "a PIN longer than 255 bytes" \
 	lic pkcs11 show "$TOKEN;object=tenant-a-v1?pin-source=$E2E_TMP/long-pin" --pkcs11-module "$MODULE"
 expect_fail USAGE "whitespace hiding a pin-value" \
-	lic pkcs11 show "$TOKEN;object=tenant-a-v1; pin-value=8642" --pkcs11-module "$MODULE"
-check_eq "whitespace hiding a pin-value: the PIN is not printed" "" "$(grep -o 8642 "$E2E_ERR" || true)"
+	lic pkcs11 show "$TOKEN;object=tenant-a-v1; pin-value=e2epin" --pkcs11-module "$MODULE"
+check_eq "whitespace hiding a pin-value: the PIN is not printed" "" "$(grep -o e2epin "$E2E_ERR" || true)"
 expect_fail IO "a module that does not exist" \
 	lic pkcs11 show "$RSA_URI" --pkcs11-module "$E2E_TMP/libnothing.so"
 expect_fail USAGE "a relative module path" lic pkcs11 show "$RSA_URI" --pkcs11-module libsofthsm2.so
 expect_fail USAGE "not a pkcs11: URI" lic pkcs11 show "file:/etc/passwd" --pkcs11-module "$MODULE"
-expect_fail USAGE "a URI naming no object" lic pkcs11 show "$TOKEN?pin-value=8642" --pkcs11-module "$MODULE"
+expect_fail USAGE "a URI naming no object" lic pkcs11 show "$TOKEN?pin-value=e2epin" --pkcs11-module "$MODULE"
 expect_fail USAGE "keygen with neither --rsa nor --aes-256" \
-	lic pkcs11 keygen "$TOKEN;object=x?pin-value=8642" --pkcs11-module "$MODULE"
+	lic pkcs11 keygen "$TOKEN;object=x?pin-value=e2epin" --pkcs11-module "$MODULE"
 expect_fail USAGE "keygen with both" \
-	lic pkcs11 keygen "$TOKEN;object=x?pin-value=8642" --rsa 2048 --aes-256 --pkcs11-module "$MODULE"
+	lic pkcs11 keygen "$TOKEN;object=x?pin-value=e2epin" --rsa 2048 --aes-256 --pkcs11-module "$MODULE"
 expect_fail USAGE "keygen --rsa 1024" \
-	lic pkcs11 keygen "$TOKEN;object=x?pin-value=8642" --rsa 1024 --pkcs11-module "$MODULE"
+	lic pkcs11 keygen "$TOKEN;object=x?pin-value=e2epin" --rsa 1024 --pkcs11-module "$MODULE"
 expect_fail USAGE "keygen without object=" \
-	lic pkcs11 keygen "$TOKEN;id=%01?pin-value=8642" --aes-256 --pkcs11-module "$MODULE"
+	lic pkcs11 keygen "$TOKEN;id=%01?pin-value=e2epin" --aes-256 --pkcs11-module "$MODULE"
 expect_fail USAGE "an unknown pkcs11 command" lic pkcs11 destroy "$RSA_URI"
-check "the refused keygens made nothing" lic pkcs11 show "$TOKEN;object=tenant-a-v1?pin-value=8642" \
+check "the refused keygens made nothing" lic pkcs11 show "$TOKEN;object=tenant-a-v1?pin-value=e2epin" \
 	--pkcs11-module "$MODULE"
 expect_fail UNKNOWN_KEY "no key x was made" \
-	lic pkcs11 show "$TOKEN;object=x?pin-value=8642" --pkcs11-module "$MODULE"
+	lic pkcs11 show "$TOKEN;object=x?pin-value=e2epin" --pkcs11-module "$MODULE"
 check "pkcs11 --help" lic pkcs11 --help
 
 finish
