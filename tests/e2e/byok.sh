@@ -159,7 +159,7 @@ check_match "the sentence names the version and the token" "version 2 of contoso
 # The server: the detail goes to its log, the client gets a plain 500.
 echo admin-token-for-the-byok-e2e-test >admin.token
 chmod 600 admin.token
-lic serve --listen 127.0.0.1:0 --workers 1 --admin-token-file admin.token >serve.out 2>serve.err &
+"$LICENSOR_BIN" serve --listen 127.0.0.1:0 --workers 1 --admin-token-file admin.token >serve.out 2>serve.err &
 SERVER=$!
 cleanup_server() { kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; }
 trap 'exit_status=$?; cleanup_server; (exit $exit_status); e2e_on_exit' EXIT
